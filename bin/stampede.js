@@ -1,0 +1,25 @@
+#!/usr/bin/env node
+/**
+ * `stampede <command> [options]`: runs one of the TypeScript tools under src/cli with tsx, in
+ * a child process so that its worker threads load TypeScript too and its exit code is ours.
+ */
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+const commands = {
+  rehearse: 'Simulate a drop against a running server and check every invariant',
+  bench: 'Throughput and latency of the hot endpoints against a bare-Fastify baseline',
+  capacity: 'How many waiting event streams one node holds, and their memory',
+};
+
+const [command, ...args] = process.argv.slice(2);
+if (!command || !(command in commands)) {
+  const list = Object.entries(commands).map(([name, what]) => `  ${name.padEnd(10)} ${what}`).join('\n');
+  process.stderr.write(`usage: stampede <command> [options]   (stampede <command> --help for its options)\n\n${list}\n`);
+  process.exit(command === undefined || command === '--help' ? 0 : 64);
+}
+
+const tool = fileURLToPath(new URL(`../src/cli/${command}.ts`, import.meta.url));
+const child = spawn(process.execPath, ['--import', import.meta.resolve('tsx'), tool, ...args], { stdio: 'inherit' });
+for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => child.kill(signal));
+child.on('exit', (code, signal) => process.exit(code ?? (signal ? 128 + 15 : 1)));

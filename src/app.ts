@@ -1,0 +1,102 @@
+/**
+ * Builds the Fastify app from a runtime: one error shape, request ids, metrics, the OpenAPI
+ * document, then the routes. It opens no port, so tests build it and call `app.inject()`.
+ */
+import { randomUUID } from 'node:crypto';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import swagger from '@fastify/swagger';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { ErrorCatalogue, StampedeError } from './errors.js';
+import type { Runtime } from './runtime.js';
+import { adminRoutes } from './http/admin-routes.js';
+import { publicSaleRoutes } from './http/sale-routes.js';
+import { queueRoutes } from './http/queue-routes.js';
+import { checkoutRoutes } from './http/checkout-routes.js';
+import { systemRoutes } from './http/system-routes.js';
+import { webRoutes } from './web/web-routes.js';
+
+/** The refusal code of a request, for the per-sale traffic counters. */
+const rejections = new WeakMap<object, string>();
+
+export type App = FastifyInstance<any, any, any, any, TypeBoxTypeProvider>;
+
+export async function buildApp(runtime: Runtime, opts: { logger?: FastifyBaseLogger } = {}): Promise<App> {
+  const app = Fastify({
+    ...(opts.logger ? { loggerInstance: opts.logger } : { logger: false }),
+    trustProxy: runtime.config.trustProxy,
+    genReqId: (req) => (typeof req.headers['x-request-id'] === 'string' && req.headers['x-request-id'].length <= 64 ? req.headers['x-request-id'] : randomUUID()),
+    bodyLimit: 64 * 1024,
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
+    return503OnClosing: true,
+    forceCloseConnections: false,
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  app.decorate('runtime', runtime);
+
+  app.addHook('onSend', async (req, reply) => { reply.header('x-request-id', req.id); });
+  app.addHook('onResponse', async (req, reply) => {
+    const route = req.routeOptions.url ?? 'unmatched';
+    runtime.metrics.httpDuration.labels({ method: req.method, route, status: String(reply.statusCode) }).observe(reply.elapsedTime / 1000);
+    const saleId = (req.params as { id?: string } | undefined)?.id;
+    if (saleId && route.startsWith('/api/flash-sales/')) runtime.traffic.record(saleId, rejections.get(req));
+  });
+
+  app.setErrorHandler((err: any, req, reply) => {
+    if (err instanceof StampedeError) {
+      if (err.retryAfter !== undefined) reply.header('retry-after', String(err.retryAfter));
+      const sale = (req.params as { id?: string } | undefined)?.id;
+      if (sale && err.status !== 404) {
+        runtime.metrics.rejections.labels({ sale, code: err.code }).inc();
+        rejections.set(req, err.code);
+      }
+      const { field, ...top } = err.extra ?? {};
+      return reply.code(err.status).send({ ...top, error: { code: err.code, message: err.message, ...(field ? { field } : {}) } });
+    }
+    if (err.validation) {
+      const first = err.validation[0];
+      // Name the field itself, also when it is missing or should not be there at all.
+      const params = (first?.params ?? {}) as { missingProperty?: string; additionalProperty?: string };
+      const leaf = params.missingProperty ?? params.additionalProperty;
+      const field = `${err.validationContext ?? 'body'}${first?.instancePath ?? ''}${leaf ? `/${leaf}` : ''}`;
+      const message = `${field} ${first?.message ?? 'is not valid'}`;
+      return reply.code(400).send({ error: { code: 'VALIDATION_FAILED', message, field } });
+    }
+    const status = typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
+    if (status < 500) {
+      const code = status === 404 ? 'NOT_FOUND' : 'VALIDATION_FAILED';
+      return reply.code(status).send({ error: { code, message: String(err.message ?? 'Bad request') } });
+    }
+    req.log.error({ err }, 'request failed');
+    return reply.code(500).send({ error: { code: 'INTERNAL', message: `${ErrorCatalogue.INTERNAL.message} (request ${req.id})` } });
+  });
+  app.setNotFoundHandler((req, reply) => {
+    reply.code(404).send({ error: { code: 'NOT_FOUND', message: `No route ${req.method} ${req.url.split('?')[0]}` } });
+  });
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: { title: 'Stampede', version: '0.1.0', description: 'Flash-sale engine: waiting room, checkout and payments. Errors are `{error: {code, message}}`; see docs/errors.md.' },
+      components: {
+        securitySchemes: {
+          user: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: "A user token from the shop's login (or POST /api/session in demo mode)" },
+          admin: { type: 'http', scheme: 'bearer', description: 'STAMPEDE_ADMIN_TOKEN' },
+        },
+      },
+    },
+  });
+
+  await app.register(systemRoutes);
+  await app.register(adminRoutes);
+  await app.register(publicSaleRoutes);
+  await app.register(queueRoutes);
+  await app.register(checkoutRoutes);
+  await app.register(webRoutes);
+  return app;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    runtime: Runtime;
+  }
+}

@@ -1,0 +1,120 @@
+/**
+ * Configuration from the environment (SPEC §5): parsed once, validated, frozen. A wrong value
+ * throws a `ConfigError` whose message is the one line the server prints before it stops.
+ */
+import { randomBytes } from 'node:crypto';
+
+export interface Config {
+  port: number;
+  host: string;
+  production: boolean;
+  redisUrl: string | null;
+  redisClusterNodes: string[];
+  databaseUrl: string | null;
+  dataDir: string;
+  adminToken: string;
+  userJwtSecret: string;
+  /** PEM public key for user tokens signed by the shop's login (RS256/ES256); overrides the secret. */
+  userJwtPublicKey: string | null;
+  ticketSecret: string;
+  demo: boolean;
+  natsUrl: string | null;
+  paymentGateway: 'sandbox' | 'stripe';
+  stripeApiKey: string | null;
+  /** Requests per second per client address; 0 turns the limit off (load tests from one address). */
+  ipRateLimit: number;
+  trustProxy: boolean;
+  /** Secret of the CAPTCHA provider a sale may ask for (`bot_protection.captcha`). */
+  captchaSecret: string | null;
+  /** Another siteverify endpoint (a regional one, or a stand-in in tests). */
+  captchaVerifyUrl: string | null;
+  logLevel: string;
+  /** Secrets demo mode made up, to say so in the log. */
+  generatedSecrets: string[];
+}
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+const int = (env: Env, name: string, fallback: number, min: number, max: number): number => {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min || n > max) throw new ConfigError(`${name} must be an integer from ${min} to ${max}, got "${raw}"`);
+  return n;
+};
+
+const flag = (env: Env, name: string, fallback: boolean): boolean => {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (['1', 'true', 'yes'].includes(raw)) return true;
+  if (['0', 'false', 'no'].includes(raw)) return false;
+  throw new ConfigError(`${name} must be 1 or 0, got "${raw}"`);
+};
+
+const url = (env: Env, name: string, protocols: string[]): string | null => {
+  const raw = env[name];
+  if (!raw) return null;
+  let parsed: URL;
+  try { parsed = new URL(raw); } catch { throw new ConfigError(`${name} is not a URL: "${raw}"`); }
+  if (!protocols.includes(parsed.protocol)) throw new ConfigError(`${name} must use ${protocols.join(' or ')}, got "${parsed.protocol}"`);
+  return raw;
+};
+
+/** Reads and validates the configuration. Throws ConfigError with a one-line reason. */
+export function loadConfig(env: Env = process.env): Readonly<Config> {
+  const production = env.NODE_ENV === 'production';
+  const demo = flag(env, 'STAMPEDE_DEMO', !production);
+  const generatedSecrets: string[] = [];
+  const secret = (name: string, minLength: number): string => {
+    const value = env[name];
+    if (value) {
+      if (value.length < minLength) throw new ConfigError(`${name} must be at least ${minLength} characters`);
+      return value;
+    }
+    if (production) throw new ConfigError(`${name} is required when NODE_ENV=production`);
+    generatedSecrets.push(name);
+    return randomBytes(32).toString('base64url');
+  };
+
+  const gateway = env.STAMPEDE_PAYMENT_GATEWAY ?? 'sandbox';
+  if (gateway !== 'sandbox' && gateway !== 'stripe') throw new ConfigError(`STAMPEDE_PAYMENT_GATEWAY must be sandbox or stripe, got "${gateway}"`);
+  if (gateway === 'stripe' && !env.STRIPE_API_KEY) throw new ConfigError('STRIPE_API_KEY is required when STAMPEDE_PAYMENT_GATEWAY=stripe');
+  const clusterNodes = (env.REDIS_CLUSTER_NODES ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  for (const node of clusterNodes) {
+    if (!/^[\w.-]+:\d+$/.test(node)) throw new ConfigError(`REDIS_CLUSTER_NODES must be host:port,host:port, got "${node}"`);
+  }
+  const logLevel = env.LOG_LEVEL ?? 'info';
+  if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(logLevel)) throw new ConfigError(`LOG_LEVEL is not a pino level: "${logLevel}"`);
+
+  const config: Config = {
+    port: int(env, 'PORT', 3000, 0, 65535),
+    host: env.HOST || '0.0.0.0',
+    production,
+    redisUrl: url(env, 'REDIS_URL', ['redis:', 'rediss:']),
+    redisClusterNodes: clusterNodes,
+    databaseUrl: url(env, 'DATABASE_URL', ['postgres:', 'postgresql:']),
+    dataDir: env.STAMPEDE_DATA_DIR || './data',
+    adminToken: secret('STAMPEDE_ADMIN_TOKEN', 16),
+    userJwtSecret: env.STAMPEDE_USER_JWT_PUBLIC_KEY && !env.STAMPEDE_USER_JWT_SECRET ? '' : secret('STAMPEDE_USER_JWT_SECRET', 32),
+    userJwtPublicKey: env.STAMPEDE_USER_JWT_PUBLIC_KEY || null,
+    ticketSecret: secret('STAMPEDE_TICKET_SECRET', 32),
+    demo,
+    natsUrl: url(env, 'NATS_URL', ['nats:', 'tls:']),
+    paymentGateway: gateway,
+    stripeApiKey: env.STRIPE_API_KEY || null,
+    ipRateLimit: int(env, 'STAMPEDE_IP_RATE_LIMIT', 50, 0, 1_000_000),
+    trustProxy: flag(env, 'STAMPEDE_TRUST_PROXY', false),
+    captchaSecret: env.STAMPEDE_CAPTCHA_SECRET || null,
+    captchaVerifyUrl: url(env, 'STAMPEDE_CAPTCHA_VERIFY_URL', ['http:', 'https:']),
+    logLevel,
+    generatedSecrets,
+  };
+  return Object.freeze(config);
+}

@@ -1,0 +1,94 @@
+/** The admin API: create, read, change and cancel sales; live stats; the orders of a sale. */
+import { Type } from 'typebox';
+import type { App } from '../app.js';
+import { CreateSaleBody, PatchSaleBody, saleJson } from '../sales/sale-schema.js';
+import { orderView } from '../checkout/checkout-service.js';
+import { ErrorBody, SaleParams, SaleResponse, errors } from './schemas.js';
+import type { Sale } from '../ledger/ledger.js';
+
+export async function adminRoutes(app: App) {
+  const { runtime } = app;
+  const tags = ['admin'];
+  const security = [{ admin: [] }];
+  app.addHook('onRequest', async (req) => {
+    if (req.url.startsWith('/api/admin/')) runtime.auth.requireAdmin(req.headers.authorization);
+  });
+
+  const render = async (sale: Sale) => {
+    const live = await runtime.monitor.watch(sale.id);
+    return saleJson(sale, runtime.monitor.get(sale.id)?.status ?? 'scheduled', runtime.clock.now(), live?.snapshot.remaining ?? null, true);
+  };
+
+  app.post('/api/admin/flash-sales', {
+    schema: { tags, security, summary: 'Create a sale', body: CreateSaleBody, response: { 201: SaleResponse, ...errors(400, 401, 422) } },
+  }, async (req, reply) => reply.code(201).send(await render(await runtime.sales.create(req.body))));
+
+  app.get('/api/admin/flash-sales', {
+    schema: { tags, security, summary: 'Every sale, newest first' },
+  }, async () => {
+    const sales = await runtime.sales.list();
+    return { sales: await Promise.all(sales.map(render)) };
+  });
+
+  app.get('/api/admin/flash-sales/:id', {
+    schema: { tags, security, summary: 'A sale with sold and held units', params: SaleParams, response: { 200: SaleResponse, ...errors(401, 404) } },
+  }, async (req) => render(await runtime.sales.fresh(req.params.id)));
+
+  app.patch('/api/admin/flash-sales/:id', {
+    schema: { tags, security, summary: 'Change a sale before it starts', params: SaleParams, body: PatchSaleBody, response: { 200: SaleResponse, ...errors(400, 401, 404, 409, 422) } },
+  }, async (req) => {
+    const sale = await runtime.sales.patch(req.params.id, req.body);
+    await runtime.monitor.refresh(sale.id);
+    return render(sale);
+  });
+
+  app.post('/api/admin/flash-sales/:id/cancel', {
+    schema: { tags, security, summary: 'Cancel a sale: every hold released, every authorisation voided', params: SaleParams, response: { 200: SaleResponse, ...errors(401, 404) } },
+  }, async (req) => {
+    const sale = await runtime.sales.cancel(req.params.id);
+    await runtime.monitor.refresh(sale.id);
+    for (const order of await runtime.ledger.listOrders(sale.id, { status: 'reserved', limit: 1_000_000 })) {
+      await runtime.checkout.end(order, 'cancelled');
+    }
+    while ((await runtime.payments.voidOpen({ saleId: sale.id, reason: 'cancelled', limit: 500 })) > 0);
+    return render(await runtime.sales.fresh(sale.id));
+  });
+
+  app.get('/api/admin/flash-sales/:id/stats', {
+    schema: { tags, security, summary: 'Live counters of a sale', params: SaleParams, response: { 404: ErrorBody } },
+  }, async (req) => {
+    const sale = await runtime.sales.fresh(req.params.id);
+    const live = await runtime.monitor.refresh(sale.id);
+    const [orders, payments] = await Promise.all([runtime.ledger.orderCounts(sale.id), runtime.ledger.paymentCounts(sale.id)]);
+    const snap = live?.snapshot;
+    const traffic = runtime.traffic.read(sale.id);
+    return {
+      sale_id: sale.id,
+      status: runtime.monitor.get(sale.id)?.status ?? 'scheduled',
+      server_time: new Date(runtime.clock.now()).toISOString(),
+      entered: snap?.entered ?? 0,
+      waiting: snap ? Math.max(0, snap.entered - snap.watermark) : 0,
+      admitted: snap?.watermark ?? 0,
+      active: snap?.active ?? 0,
+      holds: snap?.heldUnits ?? 0,
+      sold: sale.items.reduce((n, i) => n + i.sold, 0),
+      items: sale.items.map((i) => ({ sku: i.sku, quantity: i.quantity, sold: i.sold, held: i.held, remaining: snap?.remaining[i.sku] ?? i.quantity - i.sold - i.held })),
+      orders, authorizations: payments,
+      requests_per_sec: Math.round(traffic.requestsPerSec * 10) / 10,
+      rejections: traffic.rejections,
+      bot_flags: snap?.flags ?? {},
+      sse_connections: runtime.sse.size,
+    };
+  });
+
+  app.get('/api/admin/flash-sales/:id/orders', {
+    schema: {
+      tags, security, summary: 'Orders of a sale, newest first', params: SaleParams,
+      querystring: Type.Object({ status: Type.Optional(Type.Union(['reserved', 'confirmed', 'expired', 'cancelled', 'failed'].map((s) => Type.Literal(s)))), limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })) }),
+    },
+  }, async (req) => {
+    await runtime.sales.get(req.params.id);
+    const orders = await runtime.ledger.listOrders(req.params.id, { status: req.query.status as never, limit: req.query.limit ?? 200 });
+    return { orders: orders.map((o) => ({ ...orderView(o), user_id: o.userId })) };
+  });
+}

@@ -1,0 +1,96 @@
+/** Checkout over HTTP: pre-authorise while queued, purchase, and the order's own routes. */
+import { Type } from 'typebox';
+import type { App } from '../app.js';
+import { StampedeError } from '../errors.js';
+import { OrderResponse, SaleParams, doc, errors } from './schemas.js';
+
+const Token = Type.String({ minLength: 1, maxLength: 256, description: 'A card token or test card number (sandbox: tok_visa, 4242424242424242, ...)' });
+const OrderParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) });
+
+export async function checkoutRoutes(app: App) {
+  const { runtime } = app;
+  const recentKeys = new RecentKeys(100_000);
+  const tags = ['checkout'];
+  const security = [{ user: [] }];
+
+  app.post('/api/flash-sales/:id/pre-auth', {
+    schema: {
+      tags, security, params: SaleParams, summary: 'Authorise a card while queued (the sale price times the limit); charged only on a win',
+      body: Type.Object({ ticket: Type.String({ minLength: 1, maxLength: 1024 }), payment_token: Token }, { additionalProperties: false }),
+      response: { 200: doc(Type.Object({ auth_id: Type.String(), amount_cents: Type.Integer(), currency: Type.String(), status: Type.String(), expires_at: Type.String({ format: 'date-time' }) })), ...errors(400, 401, 402, 403, 404, 409, 429, 503) },
+    },
+  }, async (req) => {
+    await runtime.localLimits.consume('ip', req.ip);
+    const userId = await runtime.auth.user(req.headers.authorization);
+    const ticket = runtime.queue.verify(req.params.id, req.body.ticket, userId);
+    if (ticket.shadow) throw new StampedeError('NOT_ADMITTED', 'Authorisations are being taken slowly; try again in a moment', { retryAfter: 5 });
+    const sale = await runtime.sales.get(req.params.id);
+    const live = await runtime.queue.live(sale.id);
+    if (live.status === 'ended' || live.status === 'cancelled' || live.status === 'sold_out') throw new StampedeError(live.status === 'sold_out' ? 'SOLD_OUT' : 'SALE_ENDED', undefined, live.status === 'sold_out' ? { extra: { status: 'sold_out' } } : {});
+    const auth = await runtime.payments.preAuth(sale, userId, ticket.place, req.body.payment_token);
+    return { auth_id: auth.id, amount_cents: auth.amountCents, currency: auth.currency, status: auth.status, expires_at: auth.expiresAt.toISOString() };
+  });
+
+  app.post('/api/flash-sales/:id/purchase', {
+    schema: {
+      tags, security, params: SaleParams,
+      summary: 'Buy with an admitted ticket. 201 confirmed (paid) or reserved (pay later); 409 {status: sold_out} when gone. The same Idempotency-Key returns the first answer',
+      headers: Type.Object({ 'idempotency-key': Type.Optional(Type.String({ minLength: 1, maxLength: 200 })) }),
+      body: Type.Object({
+        ticket: Type.String({ minLength: 1, maxLength: 1024 }),
+        sku: Type.String({ minLength: 1, maxLength: 64 }),
+        quantity: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
+        payment_token: Type.Optional(Token),
+      }, { additionalProperties: false }),
+      response: { 201: OrderResponse, ...errors(400, 401, 402, 403, 404, 409, 410, 422, 429, 503) },
+    },
+  }, async (req, reply) => {
+    const key = req.headers['idempotency-key'];
+    if (!key) throw new StampedeError('IDEMPOTENCY_KEY_REQUIRED');
+    const userId = await runtime.auth.user(req.headers.authorization);
+    // A sold-out answer costs next to nothing, so it is given before the (shared) rate limit.
+    runtime.checkout.refuseIfSoldOut(req.params.id, userId, req.body.sku);
+    // A retry of a key this node has seen is answered (the first answer) without spending the
+    // rate limit: a double click must not turn into a 429.
+    const seen = `${req.params.id}|${userId}|${key}`;
+    if (!recentKeys.has(seen)) await runtime.sharedLimits.consume('purchase', userId);
+    recentKeys.add(seen);
+    const order = await runtime.checkout.purchase({
+      saleId: req.params.id, userId, ticket: req.body.ticket, sku: req.body.sku, quantity: req.body.quantity ?? 1,
+      idempotencyKey: key, paymentToken: req.body.payment_token,
+    });
+    return reply.code(201).send(order);
+  });
+
+  app.get('/api/orders/:id', {
+    schema: { tags, security, params: OrderParams, summary: 'An order (its owner only)', response: { 200: OrderResponse, ...errors(401, 404) } },
+  }, async (req) => runtime.checkout.get(req.params.id, await runtime.auth.user(req.headers.authorization)));
+
+  app.post('/api/orders/:id/pay', {
+    schema: {
+      tags, security, params: OrderParams, summary: 'Pay a reserved order. 402 declined (the hold goes back), 410 the window passed',
+      body: Type.Object({ payment_token: Token }, { additionalProperties: false }),
+      response: { 200: OrderResponse, ...errors(400, 401, 402, 404, 409, 410, 503) },
+    },
+  }, async (req) => {
+    const userId = await runtime.auth.user(req.headers.authorization);
+    await runtime.sharedLimits.consume('purchase', userId);
+    return runtime.checkout.pay(req.params.id, userId, req.body.payment_token);
+  });
+
+  app.post('/api/orders/:id/cancel', {
+    schema: { tags, security, params: OrderParams, summary: 'Give a reserved order back', response: { 200: OrderResponse, ...errors(401, 404, 409) } },
+  }, async (req) => runtime.checkout.cancel(req.params.id, await runtime.auth.user(req.headers.authorization)));
+}
+
+/** Idempotency keys this node saw lately, in two generations (bounded, O(1) per call). */
+class RecentKeys {
+  private young = new Set<string>();
+  private old = new Set<string>();
+  constructor(private readonly size: number) {}
+  has(key: string) { return this.young.has(key) || this.old.has(key); }
+  add(key: string) {
+    if (this.young.size >= this.size) { this.old = this.young; this.young = new Set(); }
+    this.young.add(key);
+  }
+}

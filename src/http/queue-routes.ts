@@ -1,0 +1,76 @@
+/** The waiting room over HTTP: enter the queue, ask where you stand, or listen (SSE). */
+import { Type } from 'typebox';
+import type { App } from '../app.js';
+import { sseMessage } from '../queue/sse-hub.js';
+import { SaleParams, TicketQuery, TicketResponse, TicketResponseSchema, doc, errors } from './schemas.js';
+
+/** A rate-limit key for a ticket: its MAC, unique per ticket, without parsing it. */
+const ticketKey = (ticket: string) => ticket.slice(-22);
+
+export async function queueRoutes(app: App) {
+  const { runtime } = app;
+  const tags = ['queue'];
+
+  app.post('/api/flash-sales/:id/enter-queue', {
+    schema: {
+      tags, security: [{ user: [] }], params: SaleParams,
+      summary: 'Enter the waiting room. Entering again returns the same place',
+      body: Type.Object({
+        altcha: Type.Optional(Type.Union([Type.String({ maxLength: 4096 }), Type.Object({}, { additionalProperties: true })], { description: 'The solved proof-of-work (ALTCHA payload, base64 JSON or object)' })),
+        pow: Type.Optional(Type.Union([Type.String({ maxLength: 4096 }), Type.Object({}, { additionalProperties: true })], { description: 'Same as altcha' })),
+        captcha_token: Type.Optional(Type.String({ maxLength: 10_000 })),
+        fingerprint: Type.Optional(Type.String({ maxLength: 256 })),
+      }, { additionalProperties: false }),
+      response: { 200: doc(Type.Intersect([Type.Object({ queue_ticket: Type.String() }), TicketResponseSchema])), ...errors(400, 401, 403, 404, 409, 410, 429) },
+    },
+  }, async (req) => {
+    await runtime.localLimits.consume('ip', req.ip);
+    const userId = await runtime.auth.user(req.headers.authorization);
+    await runtime.sharedLimits.consume('enter', userId);
+    return runtime.queue.enter(req.params.id, {
+      userId, ip: req.ip, fingerprint: req.body.fingerprint, pow: req.body.altcha ?? req.body.pow, captchaToken: req.body.captcha_token,
+    });
+  });
+
+  app.get('/api/flash-sales/:id/status', {
+    schema: {
+      tags, params: SaleParams, querystring: TicketQuery,
+      summary: 'Where a ticket stands. Polling every second or two is expected and never limited',
+      response: { 200: TicketResponse, ...errors(401, 403, 404, 409, 429) },
+    },
+  }, async (req, reply) => {
+    await runtime.localLimits.consume('read', ticketKey(req.query.ticket));
+    reply.header('cache-control', 'no-store');
+    return runtime.queue.status(req.params.id, req.query.ticket);
+  });
+
+  app.get('/api/flash-sales/:id/events', {
+    schema: {
+      tags, params: SaleParams, querystring: TicketQuery,
+      summary: 'Server-Sent Events: position, admitted, inventory, sold_out, ended. The signed ticket authenticates',
+      produces: ['text/event-stream'],
+      response: { ...errors(401, 403, 404, 409, 429) },
+    },
+  }, async (req, reply) => {
+    await runtime.localLimits.consume('read', ticketKey(req.query.ticket));
+    const ticket = runtime.queue.verify(req.params.id, req.query.ticket);
+    const [sale, live] = await Promise.all([runtime.sales.get(req.params.id), runtime.queue.live(req.params.id)]);
+    const view = await runtime.queue.view(sale, live, ticket);
+    const place = await runtime.queue.placeOf(ticket);
+    reply.hijack();
+    const res = reply.raw;
+    res.writeHead(200, {
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-store',
+      connection: 'keep-alive',
+      'x-accel-buffering': 'no',
+      'x-request-id': req.id,
+    });
+    res.socket?.setNoDelay(true);
+    // The stream opens with the current state, so a client never waits for the next change.
+    const first = view.status === 'sold_out' ? 'sold_out' : view.status === 'ended' ? 'ended' : view.status === 'admitted' ? 'admitted' : 'position';
+    res.write(`retry: 2000\n${sseMessage(first, view)}`);
+    if (first === 'ended') { res.end(); return; }
+    runtime.sse.add({ saleId: sale.id, userId: ticket.userId, place, shadow: ticket.shadow, res, admitted: view.status !== 'waiting' });
+  });
+}

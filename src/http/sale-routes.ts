@@ -1,0 +1,58 @@
+/** Public sale pages' data: the list, one sale, its inventory, and the proof-of-work challenge. */
+import type { App } from '../app.js';
+import { saleJson } from '../sales/sale-schema.js';
+import { SaleParams, SaleResponse, doc, errors } from './schemas.js';
+import { Type } from 'typebox';
+
+export async function publicSaleRoutes(app: App) {
+  const { runtime } = app;
+  const tags = ['shopper'];
+
+  app.get('/api/flash-sales', {
+    schema: { tags, summary: 'Current and upcoming sales', response: { 200: doc(Type.Object({ sales: Type.Array(SaleResponse) })) } },
+  }, async (req, reply) => {
+    await runtime.localLimits.consume('ip', req.ip);
+    const now = runtime.clock.now();
+    const sales = (await runtime.sales.list()).filter((s) => s.endsAt.getTime() > now - 3_600_000);
+    reply.header('cache-control', 'public, max-age=1');
+    return { sales: sales.map((s) => {
+      const live = runtime.monitor.get(s.id);
+      return saleJson(s, live?.status ?? (s.cancelledAt ? 'cancelled' : 'scheduled'), now, live?.snapshot.remaining ?? null);
+    }) };
+  });
+
+  app.get('/api/flash-sales/:id', {
+    schema: { tags, summary: 'One sale: items, prices, remaining, server time', params: SaleParams, response: { 200: SaleResponse, ...errors(404) } },
+  }, async (req, reply) => {
+    await runtime.localLimits.consume('ip', req.ip);
+    const sale = await runtime.sales.get(req.params.id);
+    const live = await runtime.queue.live(sale.id);
+    reply.header('cache-control', 'public, max-age=1');
+    return saleJson(sale, live.status, runtime.clock.now(), live.snapshot.remaining);
+  });
+
+  app.get('/api/flash-sales/:id/inventory', {
+    schema: {
+      tags, summary: 'Remaining units per item (from a cache at most ~1 s old)', params: SaleParams,
+      response: { 200: doc(Type.Object({ items: Type.Array(Type.Object({ sku: Type.String(), remaining: Type.Integer() })), sold_out: Type.Boolean(), sale_status: Type.String() })), ...errors(404) },
+    },
+  }, async (req, reply) => {
+    await runtime.localLimits.consume('ip', req.ip);
+    const live = await runtime.queue.live(req.params.id);
+    reply.header('cache-control', 'public, max-age=1');
+    return {
+      items: Object.entries(live.snapshot.remaining).map(([sku, remaining]) => ({ sku, remaining })),
+      sold_out: live.status === 'sold_out', sale_status: live.status,
+    };
+  });
+
+  app.get('/api/flash-sales/:id/challenge', {
+    schema: { tags, summary: 'A proof-of-work challenge (ALTCHA) for entering the queue; `{challenge: null}` when the sale asks for none', params: SaleParams, response: { ...errors(404, 429) } },
+  }, async (req, reply) => {
+    await runtime.localLimits.consume('ip', req.ip);
+    const sale = await runtime.sales.get(req.params.id);
+    reply.header('cache-control', 'no-store');
+    const challenge = await runtime.pow.challenge(sale.id, sale.botProtection.powDifficulty);
+    return challenge ?? { challenge: null };
+  });
+}

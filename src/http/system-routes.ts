@@ -1,0 +1,40 @@
+/** Liveness, readiness, metrics, the OpenAPI document, the admission-pass keys and demo sessions. */
+import type { App } from '../app.js';
+import { StampedeError } from '../errors.js';
+
+export async function systemRoutes(app: App) {
+  const { runtime } = app;
+  const hidden = { schema: { hide: true } };
+
+  app.get('/healthz', hidden, async () => ({ status: 'ok' }));
+
+  app.get('/readyz', hidden, async (_req, reply) => {
+    const checks = await Promise.allSettled([runtime.engine.ping(), runtime.ledger.ping()]);
+    const [engine, ledger] = checks.map((c) => (c.status === 'fulfilled' ? 'ok' : 'unreachable'));
+    const ready = engine === 'ok' && ledger === 'ok';
+    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not_ready', engine: `${runtime.engine.kind}: ${engine}`, ledger: `${runtime.ledger.kind}: ${ledger}` });
+  });
+
+  app.get('/metrics', hidden, async (_req, reply) => {
+    reply.header('content-type', runtime.metrics.registry.contentType);
+    return runtime.metrics.registry.metrics();
+  });
+
+  app.get('/docs/openapi.json', hidden, async () => app.swagger());
+
+  app.get('/.well-known/jwks.json', {
+    schema: { tags: ['queue'], summary: 'Public keys that verify admission passes (ES256 JWTs)' },
+  }, async (_req, reply) => {
+    reply.header('cache-control', 'public, max-age=3600');
+    return runtime.passes.jwks();
+  });
+
+  app.post('/api/session', {
+    schema: { tags: ['shopper'], summary: 'A guest user token (demo mode only; a real shop issues its own JWTs)' },
+  }, async (req, reply) => {
+    if (!runtime.config.demo) throw new StampedeError('DEMO_DISABLED');
+    await runtime.localLimits.consume('ip', req.ip);
+    const { token, sub } = await runtime.auth.issue();
+    return reply.code(201).send({ token, user_id: sub, token_type: 'Bearer' });
+  });
+}

@@ -1,0 +1,223 @@
+/**
+ * The runtime: every part of one Stampede node, wired once. `server.ts` starts it for real;
+ * tests start it on the embedded engine and PGlite, or on Redis and PostgreSQL, and call its
+ * parts directly or through `buildApp`. Nothing here is a global, so one process can hold many.
+ */
+import { hostname } from 'node:os';
+import { randomUUID } from 'node:crypto';
+import type { Config } from './config.js';
+import type { Engine } from './engine/engine.js';
+import { EngineClock } from './engine/engine-clock.js';
+import { MemoryEngine } from './engine/memory/memory-engine.js';
+import { RedisEngine, createRedis } from './engine/redis/redis-engine.js';
+import type { Ledger } from './ledger/ledger.js';
+import { openLedger } from './ledger/open-ledger.js';
+import { OutboxRelay } from './ledger/outbox-relay.js';
+import { Metrics, instrument } from './http/metrics.js';
+import { Auth } from './http/auth.js';
+import { SaleTraffic } from './http/sale-traffic.js';
+import { SaleService } from './sales/sale-service.js';
+import { SaleMonitor } from './queue/sale-monitor.js';
+import { TicketSigner } from './queue/ticket.js';
+import { AdmissionPassSigner } from './queue/admission-pass.js';
+import { QueueService, type EntryGate } from './queue/queue-service.js';
+import { SseHub } from './queue/sse-hub.js';
+import { AdmissionController } from './queue/admission-controller.js';
+import { CheckoutService } from './checkout/checkout-service.js';
+import { HoldSweeper } from './checkout/hold-sweeper.js';
+import type { PaymentGateway } from './payments/gateway.js';
+import { SandboxGateway } from './payments/sandbox-gateway.js';
+import { StripeGateway } from './payments/stripe-gateway.js';
+import { PacedGateway } from './payments/pacing.js';
+import { PaymentService } from './payments/payment-service.js';
+import { VoidSweeper } from './payments/void-sweeper.js';
+import { ProofOfWork } from './defence/proof-of-work.js';
+import { BotSignals, type BotSignalsOptions } from './defence/bot-signals.js';
+import { SiteverifyCaptcha } from './defence/captcha.js';
+import { DefenceGate } from './defence/entry-gate.js';
+import { RateLimits, type RateLimitsOptions } from './defence/rate-limits.js';
+
+export interface RuntimeOptions {
+  config: Readonly<Config>;
+  /** Use this engine instead of the one the configuration names (tests). */
+  engine?: Engine;
+  /** Use this ledger instead of the one the configuration names (tests). */
+  ledger?: Ledger;
+  gateway?: PaymentGateway;
+  /** This node's own clock (tests skew it to prove the engine's clock rules). */
+  localClock?: () => number;
+  gate?: EntryGate;
+  botSignals?: BotSignalsOptions;
+  rateLimits?: Pick<RateLimitsOptions, 'buckets'>;
+  /** Background loops: monitor polling, admission, sweepers. On by default. */
+  workers?: boolean;
+  log?: Logger;
+}
+
+export interface Logger {
+  info(obj: object | string, msg?: string): void;
+  warn(obj: object | string, msg?: string): void;
+  error(obj: object | string, msg?: string): void;
+}
+
+const silent: Logger = { info() {}, warn() {}, error() {} };
+/** Sales are followed from this long before their start until this long after their end. */
+const FOLLOW_MS = 3_600_000;
+
+export class Runtime {
+  readonly nodeId = `${hostname()}-${process.pid}-${randomUUID().slice(0, 6)}`;
+  readonly traffic = new SaleTraffic();
+  readonly clock: EngineClock;
+  readonly auth: Auth;
+  readonly sales: SaleService;
+  readonly monitor: SaleMonitor;
+  readonly queue: QueueService;
+  readonly sse: SseHub;
+  readonly admission: AdmissionController;
+  readonly payments: PaymentService;
+  readonly checkout: CheckoutService;
+  readonly holdSweeper: HoldSweeper;
+  readonly voidSweeper: VoidSweeper;
+  readonly pow: ProofOfWork;
+  readonly botSignals: BotSignals;
+  /** Per-node limits (addresses, reads) and shared ones (purchase, enter: one budget across nodes). */
+  readonly localLimits: RateLimits;
+  readonly sharedLimits: RateLimits;
+  readonly passes: AdmissionPassSigner;
+  /** Publishes the outbox to NATS JetStream when NATS_URL is set. */
+  readonly outbox: OutboxRelay | null;
+  private readonly timers: NodeJS.Timeout[] = [];
+  private closed = false;
+
+  private constructor(
+    readonly config: Readonly<Config>,
+    readonly engine: Engine,
+    readonly ledger: Ledger,
+    readonly gateway: PaymentGateway,
+    private readonly redis: ReturnType<typeof createRedis> | null,
+    private readonly opts: RuntimeOptions,
+    readonly log: Logger,
+    readonly metrics: Metrics,
+  ) {
+    this.clock = new EngineClock(engine, opts.localClock);
+    this.auth = new Auth(config);
+    this.sales = new SaleService(engine, ledger, this.clock);
+    this.monitor = new SaleMonitor(engine, this.clock, { onError: (err, saleId) => log.warn({ err, saleId }, 'engine snapshot failed') });
+    this.passes = new AdmissionPassSigner(config.ticketSecret);
+    this.pow = new ProofOfWork({ hmacKey: config.ticketSecret, engine });
+    // STAMPEDE_IP_RATE_LIMIT=0 means traffic comes from one address (a load test): then the
+    // accounts-per-address signal would flag everyone, so it is off with the limit.
+    this.botSignals = new BotSignals({ ...(config.ipRateLimit === 0 ? { maxAccountsPerIp: Number.MAX_SAFE_INTEGER } : {}), ...opts.botSignals });
+    const captcha = (provider: 'turnstile' | 'hcaptcha' | 'recaptcha') => (config.captchaSecret
+      ? new SiteverifyCaptcha({ provider, secret: config.captchaSecret, verifyUrl: config.captchaVerifyUrl ?? undefined })
+      : null);
+    const gate = opts.gate ?? new DefenceGate(this.pow, this.botSignals, captcha);
+    this.queue = new QueueService(engine, this.monitor, this.clock, this.sales, new TicketSigner(config.ticketSecret), this.passes, gate, ledger);
+    this.sse = new SseHub(this.monitor, (n) => this.metrics.sseConnections.set(n));
+    this.admission = new AdmissionController(engine, this.monitor, {
+      nodeId: this.nodeId, onError: (err) => log.error({ err }, 'admission step failed'),
+      onAdmitted: (saleId) => void this.monitor.refresh(saleId),
+    });
+    this.payments = new PaymentService(ledger, gateway, this.clock);
+    this.checkout = new CheckoutService(engine, ledger, this.clock, this.sales, this.queue, this.monitor, this.payments, log);
+    this.holdSweeper = new HoldSweeper(engine, ledger, this.clock, this.monitor, this.checkout, this.payments);
+    this.voidSweeper = new VoidSweeper(ledger, this.monitor, this.payments);
+    const rl = { keyPrefix: `${config.production ? '' : 'dev:'}stampede:rl:${engine.kind === 'redis' ? 'shared' : this.nodeId}`, ...opts.rateLimits };
+    this.localLimits = new RateLimits({ ...rl, ipPerSec: config.ipRateLimit, buckets: { purchase: [], enter: [], ...pickBuckets(opts.rateLimits, ['ip', 'read']) } });
+    this.outbox = config.natsUrl ? new OutboxRelay(ledger, { url: config.natsUrl }) : null;
+    this.sharedLimits = new RateLimits({ ...rl, ipPerSec: 0, redis: this.redis ?? undefined, buckets: { read: [], ...pickBuckets(opts.rateLimits, ['purchase', 'enter']) } });
+  }
+
+  /** Opens the engine and ledger the configuration names (or the ones given) and wires a node. */
+  static async create(opts: RuntimeOptions): Promise<Runtime> {
+    const { config } = opts;
+    const log = opts.log ?? silent;
+    let redis: ReturnType<typeof createRedis> | null = null;
+    let engine = opts.engine;
+    if (!engine) {
+      if (config.redisUrl || config.redisClusterNodes.length) {
+        redis = createRedis({ url: config.redisUrl ?? undefined, clusterNodes: config.redisClusterNodes });
+        engine = new RedisEngine(redis, { ownsClient: true });
+      } else {
+        engine = new MemoryEngine();
+      }
+    } else if (engine instanceof RedisEngine) {
+      redis = engine.client;
+    }
+    const ledger = opts.ledger ?? (await openLedger({ databaseUrl: config.databaseUrl ?? undefined, dataDir: config.databaseUrl ? undefined : config.dataDir }));
+    const gateway = opts.gateway ?? defaultGateway(config);
+    const metrics = new Metrics({ defaults: opts.workers !== false && !opts.engine });
+    const runtime = new Runtime(config, instrument(engine, metrics.engineDuration), instrument(ledger, metrics.ledgerDuration), gateway, redis, opts, log, metrics);
+    await runtime.auth.init();
+    return runtime;
+  }
+
+  /** Syncs the clock, loads every current sale into the engine, and starts the loops. */
+  async start(): Promise<void> {
+    await this.clock.sync();
+    await this.discover();
+    if (this.opts.workers === false) return;
+    this.monitor.start();
+    this.admission.start();
+    this.every(5000, () => this.discover());
+    this.every(1000, async () => {
+      if (!(await this.engine.acquireLease('sweeper', this.nodeId, 5000))) return;
+      await this.holdSweeper.sweep();
+      await this.voidSweeper.sweep();
+      await this.outbox?.relay().catch((err) => this.log.warn({ err }, 'outbox relay failed; events stay in the outbox'));
+    });
+  }
+
+  /**
+   * Follows every sale from an hour before its start to an hour after its end, rebuilding its
+   * engine state from the ledger when the engine lacks it (a restart of the embedded engine, a
+   * flushed Redis): the reconciliation path of SPEC §3.7.
+   */
+  async discover(): Promise<void> {
+    const now = this.clock.now();
+    for (const sale of await this.ledger.listSales()) {
+      const current = sale.endsAt.getTime() + FOLLOW_MS > now && sale.startsAt.getTime() - FOLLOW_MS < now;
+      if (!current) { if (this.monitor.get(sale.id)) this.monitor.unwatch(sale.id); continue; }
+      if (await this.sales.ensureLoaded(sale)) this.log.info({ saleId: sale.id }, 'sale loaded into the engine from the ledger');
+      await this.monitor.watch(sale.id);
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const t of this.timers) clearInterval(t);
+    this.monitor.stop();
+    await this.admission.stop();
+    this.sse.close();
+    await this.outbox?.close();
+    await this.engine.releaseLease('sweeper', this.nodeId).catch(() => {});
+    if (!this.opts.engine) await this.engine.close();
+    if (!this.opts.ledger) await this.ledger.close();
+  }
+
+  private every(ms: number, fn: () => Promise<void>): void {
+    let busy = false;
+    const timer = setInterval(async () => {
+      if (busy) return;
+      busy = true;
+      try { await fn(); } catch (err) { this.log.error({ err }, 'background task failed'); } finally { busy = false; }
+    }, ms);
+    timer.unref();
+    this.timers.push(timer);
+  }
+}
+
+function defaultGateway(config: Readonly<Config>): PaymentGateway {
+  const inner = config.paymentGateway === 'stripe'
+    ? new StripeGateway({ apiKey: config.stripeApiKey! })
+    : new SandboxGateway();
+  // Processors rate-limit (Stripe: ~100/s live, 25/s per endpoint); over budget we wait in line.
+  return config.paymentGateway === 'stripe'
+    ? new PacedGateway(inner, { shared: { ratePerSec: 90, burst: 20 }, perOperation: { authorize: { ratePerSec: 25, burst: 5 }, capture: { ratePerSec: 25, burst: 5 } } })
+    : new PacedGateway(inner, { shared: { ratePerSec: 2000, burst: 500 } });
+}
+
+function pickBuckets(opts: RuntimeOptions['rateLimits'], names: string[]) {
+  return Object.fromEntries(Object.entries(opts?.buckets ?? {}).filter(([k]) => names.includes(k)));
+}

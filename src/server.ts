@@ -1,0 +1,54 @@
+/**
+ * The process: read the configuration, open the engine and ledger, serve, and close gracefully
+ * (finish requests in flight, end event streams so clients reconnect elsewhere, release leases).
+ */
+import closeWithGrace from 'close-with-grace';
+import pino from 'pino';
+import { buildApp } from './app.js';
+import { ConfigError, loadConfig } from './config.js';
+import { Runtime } from './runtime.js';
+import { seedDemoSale } from './sales/demo-sale.js';
+
+async function main() {
+  let config;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(`stampede: configuration error: ${err.message}`);
+      process.exit(78);
+    }
+    throw err;
+  }
+  const log = pino({ level: config.logLevel, base: { service: 'stampede' } });
+  if (config.generatedSecrets.length) {
+    log.warn({ secrets: config.generatedSecrets }, 'demo mode: made up secrets that were not configured (they change on every start)');
+  }
+  const runtime = await Runtime.create({ config, log });
+  await runtime.start();
+  const app = await buildApp(runtime, { logger: log });
+
+  if (config.demo) {
+    const sale = await seedDemoSale(runtime);
+    if (sale) log.info({ saleId: sale.id, startsAt: sale.startsAt }, 'demo sale created: it opens a minute from now');
+  }
+
+  closeWithGrace({ delay: 10_000 }, async ({ signal, err }) => {
+    if (err) log.error({ err }, 'closing after an error');
+    else log.info({ signal }, 'closing: finishing requests in flight');
+    runtime.sse.close();
+    await app.close();
+    await runtime.close();
+  });
+
+  // A deep accept backlog: at the opening second thousands connect at once.
+  await app.listen({ port: config.port, host: config.host, backlog: 4096 });
+  const local = `http://localhost:${(app.server.address() as { port: number }).port}`;
+  log.info({ engine: runtime.engine.kind, ledger: runtime.ledger.kind }, `Stampede is up: shop ${local}/  admin ${local}/admin  API ${local}/docs/openapi.json`);
+  if (config.generatedSecrets.includes('STAMPEDE_ADMIN_TOKEN')) log.info(`demo admin token (this run only): ${config.adminToken}`);
+}
+
+main().catch((err) => {
+  console.error('stampede: failed to start:', err instanceof Error ? err.message : err);
+  process.exit(1);
+});
