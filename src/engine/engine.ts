@@ -1,0 +1,160 @@
+/**
+ * The hot-state port. Everything that must be decided atomically and fast during a drop — the
+ * queue, the admission watermark, stock, holds, per-user counts, idempotency, leases — lives
+ * behind this interface. Two implementations honour it: `RedisEngine` (every multi-key step one
+ * Lua script) and `MemoryEngine` (one process). `test/engine/engine.contract.ts` runs the same
+ * suite against both, so a caller cannot tell them apart.
+ *
+ * Times are epoch milliseconds of the *engine's* clock: Redis `TIME` or the embedded engine's
+ * process clock. No step takes a time from its caller, so nodes with skewed clocks still agree.
+ * Refusals are thrown as `StampedeError` with a code from `engine-refusals.ts`.
+ */
+
+export type QueueMode = 'fifo' | 'randomized_prequeue';
+
+export interface EngineItem {
+  sku: string;
+  quantity: number;
+  perUserLimit: number;
+  maxPerOrder: number;
+}
+
+/** The part of a sale the engine needs to decide things on its own. */
+export interface EngineSale {
+  id: string;
+  startsAt: number;
+  endsAt: number;
+  cancelled: boolean;
+  mode: QueueMode;
+  admissionRatePerSec: number;
+  admittedTtlSec: number;
+  /** Most admitted-but-unused tickets allowed at once (the active-user cap). */
+  maxActive: number;
+  reservationTtlSec: number;
+  items: EngineItem[];
+}
+
+/** A live hold on stock: the engine half of an order that is not yet confirmed. */
+export interface EngineHold {
+  holdId: string;
+  userId: string;
+  sku: string;
+  quantity: number;
+  expiresAt: number;
+}
+
+/** What the ledger knows of a sale, used to (re)build its engine state. */
+export interface SaleLoad {
+  sale: EngineSale;
+  /** Confirmed units per SKU. */
+  sold: Record<string, number>;
+  /** Reserved (unconfirmed) orders, restored as holds. */
+  holds: EngineHold[];
+  /** Units per user and SKU, confirmed plus held. */
+  perUser: Array<{ userId: string; sku: string; units: number }>;
+}
+
+export interface EnterResult {
+  /** The ticket's place; 0 while a pre-queue entrant waits for the draw at `startsAt`. */
+  place: number;
+  /** Changes whenever the sale's queue is rebuilt; tickets of another epoch are void. */
+  epoch: string;
+  /** True when this call created the place (false: the user had one already). */
+  fresh: boolean;
+  /** True when the place is a shadow place: it looks normal and is never admitted. */
+  shadow: boolean;
+}
+
+export interface ReserveRequest {
+  userId: string;
+  /** The place from the verified ticket. */
+  place: number;
+  sku: string;
+  quantity: number;
+  idempotencyKey: string;
+  /** A digest of the request's parameters; the same key with another fingerprint is refused. */
+  fingerprint: string;
+  /** Id the new hold (and its order) will carry. */
+  holdId: string;
+}
+
+export type ReserveResult =
+  | { kind: 'held'; hold: EngineHold; remaining: number }
+  /** The key was used before with the same parameters: this is that first answer's hold id. */
+  | { kind: 'replay'; holdId: string };
+
+/** One cheap read of everything a node caches about a sale (refreshed a few times a second). */
+export interface SaleSnapshot {
+  now: number;
+  epoch: string;
+  startsAt: number;
+  endsAt: number;
+  cancelled: boolean;
+  watermark: number;
+  /** Everybody with a real place (pre-queue entrants included). */
+  entered: number;
+  /** Pre-queue entrants (randomized mode); their places are 1..prequeued once drawn. */
+  prequeued: number;
+  drawn: boolean;
+  /** Admitted tickets that have neither bought nor lapsed. */
+  active: number;
+  remaining: Record<string, number>;
+  /** Units held and not yet confirmed, over all SKUs. */
+  heldUnits: number;
+  /** Users who took a hold, from index `buyersFrom` on (append-only; duplicates possible). */
+  buyers: string[];
+  /** Index to pass as `buyersFrom` next time. */
+  buyersNext: number;
+  /** Bot flags by reason. */
+  flags: Record<string, number>;
+}
+
+export interface AdmitResult {
+  watermark: number;
+  /** Tickets admitted by this step. */
+  admitted: number;
+}
+
+export interface Engine {
+  readonly kind: 'memory' | 'redis';
+
+  /** The engine's clock. */
+  now(): Promise<number>;
+  /** Throws when the engine cannot be reached (readiness). */
+  ping(): Promise<void>;
+
+  /** Creates the sale's hot state from the ledger's record unless it exists. True when created. */
+  loadSale(load: SaleLoad): Promise<boolean>;
+  /** True when the engine holds the sale. */
+  hasSale(saleId: string): Promise<boolean>;
+  /** Applies changed settings; stock moves by the change in quantity. Refuses to go below zero. */
+  updateSale(sale: EngineSale): Promise<void>;
+  /** Forgets the sale entirely (after it ended, and in tests). */
+  dropSale(saleId: string): Promise<void>;
+  snapshot(saleId: string, buyersFrom: number): Promise<SaleSnapshot>;
+
+  /** Gives the user a place (or their existing one). `draw` is a uniform random in [0,1) for the pre-queue lottery. */
+  enterQueue(saleId: string, userId: string, opts: { draw: number; shadowReason?: string }): Promise<EnterResult>;
+  /** The user's real place, once drawn (null if they have none or the draw has not happened). */
+  placeOf(saleId: string, userId: string): Promise<number | null>;
+  /** One admission-controller step: moves the watermark by what the rate, the active cap and the stock allow. */
+  admit(saleId: string): Promise<AdmitResult>;
+
+  /** The atomic purchase step: sale open, ticket admitted and unexpired, idempotency, per-order and per-user limits, stock; takes a hold. */
+  reserve(saleId: string, req: ReserveRequest): Promise<ReserveResult>;
+  /** Makes a live hold permanent. False when it is no longer live (already confirmed or released). */
+  confirmHold(saleId: string, holdId: string): Promise<boolean>;
+  /** Returns a live hold's units to stock. False when it is no longer live. Exactly once per hold. */
+  releaseHold(saleId: string, holdId: string): Promise<boolean>;
+  getHold(saleId: string, holdId: string): Promise<EngineHold | null>;
+  /** Live holds whose window ended before `before`, oldest first. */
+  expiredHolds(saleId: string, before: number, limit: number): Promise<EngineHold[]>;
+
+  /** Acquires or renews a named lease for `owner`. True while `owner` holds it. */
+  acquireLease(name: string, owner: string, ttlMs: number): Promise<boolean>;
+  releaseLease(name: string, owner: string): Promise<void>;
+  /** Marks a token used; true the first time within `ttlMs` (single-use challenges). */
+  useOnce(token: string, ttlMs: number): Promise<boolean>;
+
+  close(): Promise<void>;
+}

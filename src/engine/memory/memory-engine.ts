@@ -1,0 +1,310 @@
+/**
+ * The embedded engine: the whole hot state of every sale in this process's memory. Each method
+ * runs to completion without awaiting, so every step is atomic exactly as a Lua script is in
+ * Redis. It is the reference the Redis scripts are tested against (same contract suite), and it
+ * is what `npm start`, demos and single-process tests run on.
+ */
+import { randomUUID } from 'node:crypto';
+import type {
+  AdmitResult, Engine, EngineHold, EngineSale, EnterResult, ReserveRequest, ReserveResult, SaleLoad, SaleSnapshot,
+} from '../engine.js';
+import { refuse } from '../engine-refusals.js';
+
+interface SaleState {
+  sale: EngineSale;
+  epoch: string;
+  stock: Map<string, number>;
+  holds: Map<string, EngineHold>;
+  perUser: Map<string, number>;
+  idempotency: Map<string, { fingerprint: string; holdId: string }>;
+  places: Map<string, number>;
+  /** Pre-queue entrants and their lottery draws (randomized mode, before the draw). */
+  prequeue: Map<string, number>;
+  /** Drawn order of the pre-queue: user → place. */
+  drawnPlaces: Map<string, number> | null;
+  shadow: Map<string, number>;
+  flags: Map<string, number>;
+  seq: number;
+  watermark: number;
+  /** Watermark advances in order: [watermark after the step, time of the step]. */
+  watermarkLog: Array<[number, number]>;
+  /** Admitted, unused tickets: place → admitted at. */
+  active: Map<number, number>;
+  lastTickAt: number;
+  carry: number;
+  buyers: string[];
+}
+
+const userSku = (userId: string, sku: string) => `${userId}\t${sku}`;
+
+export class MemoryEngine implements Engine {
+  readonly kind = 'memory' as const;
+  private readonly sales = new Map<string, SaleState>();
+  private readonly leases = new Map<string, { owner: string; until: number }>();
+  private readonly used = new Map<string, number>();
+  private readonly clock: () => number;
+
+  /** `clock` lets tests move the engine's time; production uses the process clock. */
+  constructor(opts: { clock?: () => number } = {}) {
+    this.clock = opts.clock ?? Date.now;
+  }
+
+  async now() { return this.clock(); }
+  async ping() {}
+  async close() { this.sales.clear(); }
+
+  async loadSale(load: SaleLoad): Promise<boolean> {
+    if (this.sales.has(load.sale.id)) return false;
+    const stock = new Map<string, number>();
+    for (const item of load.sale.items) stock.set(item.sku, item.quantity - (load.sold[item.sku] ?? 0));
+    const holds = new Map<string, EngineHold>();
+    for (const hold of load.holds) {
+      holds.set(hold.holdId, { ...hold });
+      stock.set(hold.sku, (stock.get(hold.sku) ?? 0) - hold.quantity);
+    }
+    const perUser = new Map<string, number>();
+    for (const u of load.perUser) perUser.set(userSku(u.userId, u.sku), u.units);
+    this.sales.set(load.sale.id, {
+      sale: structuredClone(load.sale), epoch: randomUUID().slice(0, 8), stock, holds, perUser,
+      idempotency: new Map(), places: new Map(), prequeue: new Map(), drawnPlaces: null, shadow: new Map(),
+      flags: new Map(), seq: 0, watermark: 0, watermarkLog: [], active: new Map(),
+      lastTickAt: this.clock(), carry: 0, buyers: [...new Set(load.holds.map((h) => h.userId))],
+    });
+    return true;
+  }
+
+  async hasSale(saleId: string) { return this.sales.has(saleId); }
+
+  async updateSale(sale: EngineSale): Promise<void> {
+    const s = this.state(sale.id);
+    const next = new Map<string, number>();
+    for (const item of sale.items) {
+      const old = s.sale.items.find((i) => i.sku === item.sku);
+      const current = s.stock.get(item.sku) ?? 0;
+      const value = old ? current + item.quantity - old.quantity : item.quantity;
+      if (value < 0) refuse('INVALID_SALE');
+      next.set(item.sku, value);
+    }
+    for (const old of s.sale.items) {
+      if (!next.has(old.sku) && (s.stock.get(old.sku) ?? 0) !== old.quantity) refuse('INVALID_SALE');
+    }
+    s.stock = next;
+    s.sale = structuredClone(sale);
+  }
+
+  async dropSale(saleId: string) { this.sales.delete(saleId); }
+
+  async snapshot(saleId: string, buyersFrom: number): Promise<SaleSnapshot> {
+    const s = this.state(saleId);
+    let heldUnits = 0;
+    for (const h of s.holds.values()) heldUnits += h.quantity;
+    const now = this.clock();
+    const active = this.purgeLapsed(s, now);
+    return {
+      now, epoch: s.epoch, startsAt: s.sale.startsAt, endsAt: s.sale.endsAt, cancelled: s.sale.cancelled,
+      watermark: s.watermark, entered: this.entered(s), prequeued: this.prequeued(s), drawn: s.drawnPlaces !== null,
+      active, remaining: Object.fromEntries(s.stock), heldUnits,
+      buyers: s.buyers.slice(buyersFrom), buyersNext: s.buyers.length, flags: Object.fromEntries(s.flags),
+    };
+  }
+
+  async enterQueue(saleId: string, userId: string, opts: { draw: number; shadowReason?: string }): Promise<EnterResult> {
+    const s = this.state(saleId);
+    const now = this.clock();
+    if (s.sale.cancelled) refuse('SALE_CANCELLED');
+    if (now >= s.sale.endsAt) refuse('SALE_ENDED');
+    const randomized = s.sale.mode === 'randomized_prequeue';
+    if (randomized && now >= s.sale.startsAt) this.draw(s);
+    const found = (place: number, shadow = false): EnterResult => ({ place, epoch: s.epoch, fresh: false, shadow });
+
+    const placed = s.places.get(userId);
+    if (placed !== undefined) return found(placed);
+    if (s.shadow.has(userId)) return found(s.shadow.get(userId)!, true);
+    if (s.drawnPlaces?.has(userId)) return found(s.drawnPlaces.get(userId)!);
+    if (s.prequeue.has(userId)) return found(0);
+
+    if (opts.shadowReason) {
+      // A place that looks like the next real one, in a space the watermark never serves.
+      const place = randomized && s.drawnPlaces === null ? 0 : this.entered(s) + 1;
+      s.shadow.set(userId, place);
+      s.flags.set(opts.shadowReason, (s.flags.get(opts.shadowReason) ?? 0) + 1);
+      return { place, epoch: s.epoch, fresh: true, shadow: true };
+    }
+    if (randomized && s.drawnPlaces === null) {
+      s.prequeue.set(userId, opts.draw);
+      return { place: 0, epoch: s.epoch, fresh: true, shadow: false };
+    }
+    s.seq += 1;
+    const place = this.prequeued(s) + s.seq;
+    s.places.set(userId, place);
+    return { place, epoch: s.epoch, fresh: true, shadow: false };
+  }
+
+  async placeOf(saleId: string, userId: string): Promise<number | null> {
+    const s = this.state(saleId);
+    if (s.sale.mode === 'randomized_prequeue' && this.clock() >= s.sale.startsAt) this.draw(s);
+    return s.places.get(userId) ?? s.drawnPlaces?.get(userId) ?? s.shadow.get(userId) ?? null;
+  }
+
+  async admit(saleId: string): Promise<AdmitResult> {
+    const s = this.state(saleId);
+    const now = this.clock();
+    const sale = s.sale;
+    const idle = (): AdmitResult => { s.lastTickAt = now; s.carry = 0; return { watermark: s.watermark, admitted: 0 }; };
+    if (sale.cancelled || now < sale.startsAt || now >= sale.endsAt) return idle();
+    if (sale.mode === 'randomized_prequeue') this.draw(s);
+    let stock = 0;
+    for (const v of s.stock.values()) stock += v;
+    if (stock <= 0) return idle();
+
+    this.purgeLapsed(s, now);
+    const tokens = Math.min(s.carry + ((now - s.lastTickAt) * sale.admissionRatePerSec) / 1000, Math.max(1, sale.admissionRatePerSec));
+    const room = sale.maxActive - s.active.size;
+    const waiting = this.entered(s) - s.watermark;
+    const n = Math.max(0, Math.floor(Math.min(tokens, room, waiting)));
+    for (let i = 1; i <= n; i++) s.active.set(s.watermark + i, now);
+    s.watermark += n;
+    if (n > 0) s.watermarkLog.push([s.watermark, now]);
+    // Unused allowance carries over only while people wait for it.
+    s.carry = waiting > n ? tokens - n : 0;
+    s.lastTickAt = now;
+    return { watermark: s.watermark, admitted: n };
+  }
+
+  async reserve(saleId: string, req: ReserveRequest): Promise<ReserveResult> {
+    const s = this.state(saleId);
+    const now = this.clock();
+    const idemKey = userSku(req.userId, req.idempotencyKey);
+    const first = s.idempotency.get(idemKey);
+    if (first) {
+      if (first.fingerprint !== req.fingerprint) refuse('IDEMPOTENCY_KEY_REUSED');
+      return { kind: 'replay', holdId: first.holdId };
+    }
+    const sale = s.sale;
+    if (sale.cancelled) refuse('SALE_CANCELLED');
+    if (now < sale.startsAt) refuse('SALE_NOT_OPEN');
+    if (now >= sale.endsAt) refuse('SALE_ENDED');
+    if (req.place < 1 || req.place > s.watermark) refuse('NOT_ADMITTED');
+    if (now >= this.admittedAt(s, req.place) + sale.admittedTtlSec * 1000) refuse('ADMISSION_EXPIRED');
+    const item = sale.items.find((i) => i.sku === req.sku);
+    if (!item) refuse('UNKNOWN_SKU');
+    if (req.quantity > item!.maxPerOrder) refuse('ORDER_TOO_LARGE');
+    const userKey = userSku(req.userId, req.sku);
+    const units = s.perUser.get(userKey) ?? 0;
+    if (units + req.quantity > item!.perUserLimit) refuse('LIMIT_REACHED');
+    const stock = s.stock.get(req.sku) ?? 0;
+    if (stock <= 0) refuse('SOLD_OUT');
+    if (stock < req.quantity) refuse('INSUFFICIENT_STOCK');
+
+    const hold: EngineHold = {
+      holdId: req.holdId, userId: req.userId, sku: req.sku, quantity: req.quantity,
+      expiresAt: now + sale.reservationTtlSec * 1000,
+    };
+    s.stock.set(req.sku, stock - req.quantity);
+    s.perUser.set(userKey, units + req.quantity);
+    s.holds.set(hold.holdId, hold);
+    s.idempotency.set(idemKey, { fingerprint: req.fingerprint, holdId: req.holdId });
+    s.active.delete(req.place);
+    s.buyers.push(req.userId);
+    return { kind: 'held', hold: { ...hold }, remaining: stock - req.quantity };
+  }
+
+  async confirmHold(saleId: string, holdId: string): Promise<boolean> {
+    const s = this.sales.get(saleId);
+    return s ? s.holds.delete(holdId) : false;
+  }
+
+  async releaseHold(saleId: string, holdId: string): Promise<boolean> {
+    const s = this.sales.get(saleId);
+    const hold = s?.holds.get(holdId);
+    if (!s || !hold) return false;
+    s.holds.delete(holdId);
+    s.stock.set(hold.sku, (s.stock.get(hold.sku) ?? 0) + hold.quantity);
+    const userKey = userSku(hold.userId, hold.sku);
+    s.perUser.set(userKey, (s.perUser.get(userKey) ?? 0) - hold.quantity);
+    return true;
+  }
+
+  async getHold(saleId: string, holdId: string) {
+    const hold = this.sales.get(saleId)?.holds.get(holdId);
+    return hold ? { ...hold } : null;
+  }
+
+  async expiredHolds(saleId: string, before: number, limit: number): Promise<EngineHold[]> {
+    const s = this.sales.get(saleId);
+    if (!s) return [];
+    return [...s.holds.values()]
+      .filter((h) => h.expiresAt < before)
+      .sort((a, b) => a.expiresAt - b.expiresAt || (a.holdId < b.holdId ? -1 : 1))
+      .slice(0, limit)
+      .map((h) => ({ ...h }));
+  }
+
+  async acquireLease(name: string, owner: string, ttlMs: number): Promise<boolean> {
+    const now = this.clock();
+    const lease = this.leases.get(name);
+    if (lease && lease.until > now && lease.owner !== owner) return false;
+    this.leases.set(name, { owner, until: now + ttlMs });
+    return true;
+  }
+
+  async releaseLease(name: string, owner: string) {
+    if (this.leases.get(name)?.owner === owner) this.leases.delete(name);
+  }
+
+  async useOnce(token: string, ttlMs: number): Promise<boolean> {
+    const now = this.clock();
+    const until = this.used.get(token);
+    if (until !== undefined && until > now) return false;
+    if (this.used.size > 100_000) for (const [k, t] of this.used) if (t <= now) this.used.delete(k);
+    this.used.set(token, now + ttlMs);
+    return true;
+  }
+
+  private state(saleId: string): SaleState {
+    const s = this.sales.get(saleId);
+    if (!s) refuse('SALE_NOT_FOUND');
+    return s!;
+  }
+
+  /**
+   * Drops admissions that lapsed unused and returns how many are still active. The map is in
+   * admission order, so the lapsed ones are at its front: the cost is the number dropped.
+   */
+  private purgeLapsed(s: SaleState, now: number): number {
+    const cutoff = now - s.sale.admittedTtlSec * 1000;
+    for (const [place, at] of s.active) {
+      if (at > cutoff) break;
+      s.active.delete(place);
+    }
+    return s.active.size;
+  }
+
+  private prequeued(s: SaleState) {
+    return s.drawnPlaces ? s.drawnPlaces.size : s.prequeue.size;
+  }
+
+  private entered(s: SaleState) {
+    return this.prequeued(s) + s.seq;
+  }
+
+  /** The pre-queue lottery: places 1..n in the order of the entrants' uniform draws. */
+  private draw(s: SaleState) {
+    if (s.drawnPlaces) return;
+    const order = [...s.prequeue].sort((a, b) => a[1] - b[1] || (a[0] < b[0] ? -1 : 1));
+    s.drawnPlaces = new Map(order.map(([user], i) => [user, i + 1]));
+    s.prequeue.clear();
+  }
+
+  /** When the watermark first reached `place` (binary search of the advance log). */
+  private admittedAt(s: SaleState, place: number): number {
+    const log = s.watermarkLog;
+    let lo = 0;
+    let hi = log.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (log[mid][0] >= place) hi = mid; else lo = mid + 1;
+    }
+    return log[lo]?.[1] ?? 0;
+  }
+}

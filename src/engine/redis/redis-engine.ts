@@ -1,0 +1,256 @@
+/**
+ * The production engine: each sale's hot state in Redis, every multi-key step one Lua script
+ * (`./lua/`), all keys of a sale in one Cluster slot. It answers exactly as `MemoryEngine` does —
+ * the contract suite and a differential property test hold the two together.
+ */
+import { randomUUID } from 'node:crypto';
+import { Cluster, Redis } from 'ioredis';
+import type {
+  AdmitResult, Engine, EngineHold, EngineSale, EnterResult, ReserveRequest, ReserveResult, SaleLoad, SaleSnapshot,
+} from '../engine.js';
+import { refusalError } from '../engine-refusals.js';
+import { EngineKeys } from './keys.js';
+import { loadScripts } from './script-loader.js';
+
+/**
+ * Scripts are registered as `stampede_<version>_<name>`: bump the version whenever a script or
+ * the key layout changes, so two releases sharing a client or a Redis never run each other's.
+ */
+const SCRIPTS_VERSION = 'v1';
+const scripts = loadScripts(new URL('./lua/', import.meta.url));
+
+type ScriptName =
+  | 'loadSale' | 'updateSale' | 'snapshot' | 'enterQueue' | 'placeOf' | 'admit' | 'reserve'
+  | 'releaseHold' | 'confirmHold' | 'expiredHolds' | 'acquireLease' | 'releaseLease';
+type ScriptReply = number | string | null | ScriptReply[];
+type ScriptCall = (...args: Array<string | number>) => Promise<ScriptReply>;
+
+export interface RedisEngineOptions {
+  /** First part of every key (default `stampede`). */
+  prefix?: string;
+  /** True when the engine created the client and so closes it on `close()`. */
+  ownsClient?: boolean;
+}
+
+/** A Redis client, or a Cluster client when `clusterNodes` (`host:port` or `redis://host:port`) are given. */
+export function createRedis(opts: { url?: string; clusterNodes?: string[] } = {}): Redis | Cluster {
+  if (opts.clusterNodes?.length) {
+    return new Cluster(opts.clusterNodes.map((node) => {
+      const url = new URL(node.includes('://') ? node : `redis://${node}`);
+      return { host: url.hostname, port: Number(url.port || 6379) };
+    }));
+  }
+  return new Redis(opts.url ?? 'redis://127.0.0.1:6379');
+}
+
+export class RedisEngine implements Engine {
+  readonly kind = 'redis' as const;
+  readonly keys: EngineKeys;
+  private readonly ownsClient: boolean;
+
+  constructor(readonly client: Redis | Cluster, opts: RedisEngineOptions = {}) {
+    this.keys = new EngineKeys(opts.prefix);
+    this.ownsClient = opts.ownsClient ?? false;
+    for (const script of scripts) {
+      client.defineCommand(commandName(script.name), { lua: script.lua, numberOfKeys: script.numberOfKeys });
+    }
+  }
+
+  /** An engine on a client of its own, closed with the engine. */
+  static connect(opts: { url?: string; clusterNodes?: string[]; prefix?: string } = {}): RedisEngine {
+    return new RedisEngine(createRedis(opts), { prefix: opts.prefix, ownsClient: true });
+  }
+
+  async now() {
+    const [seconds, micros] = await this.client.time();
+    return Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
+  }
+
+  async ping() {
+    // ioredis queues commands while it reconnects; readiness must fail within a second instead.
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`redis did not answer (${this.client.status})`)), 1000);
+    });
+    try { await Promise.race([this.client.ping(), late]); } finally { clearTimeout(timer); }
+  }
+
+  async close() { if (this.ownsClient) await this.client.quit(); }
+
+  async loadSale(load: SaleLoad): Promise<boolean> {
+    const k = this.keys.sale(load.sale.id);
+    const state = JSON.stringify(initialState(load, randomUUID().slice(0, 8)));
+    return (await this.run('loadSale', [k.meta, k.items, k.stock, k.holds, k.holdexp, k.peruser, k.buyers], [state])) === 1;
+  }
+
+  async hasSale(saleId: string) {
+    return (await this.client.exists(this.keys.sale(saleId).meta)) === 1;
+  }
+
+  async updateSale(sale: EngineSale): Promise<void> {
+    const k = this.keys.sale(sale.id);
+    const items = sale.items.map((i) => [i.sku, i.quantity, i.perUserLimit, i.maxPerOrder]);
+    await this.run('updateSale', [k.meta, k.items, k.stock], [JSON.stringify(saleFields(sale)), JSON.stringify(items)]);
+  }
+
+  async dropSale(saleId: string) {
+    await this.client.del(...this.keys.allOfSale(saleId));
+  }
+
+  async snapshot(saleId: string, buyersFrom: number): Promise<SaleSnapshot> {
+    const k = this.keys.sale(saleId);
+    // Array.slice semantics (negative counts from the end), within what LRANGE accepts.
+    const from = Math.max(-(2 ** 40), Math.min(2 ** 40, Math.trunc(buyersFrom) || 0));
+    const r = await this.run('snapshot', [k.meta, k.stock, k.active, k.buyers, k.flags, k.pre], [from]) as ScriptReply[];
+    return {
+      now: r[0] as number, epoch: r[1] as string, startsAt: Number(r[2]), endsAt: Number(r[3]), cancelled: r[4] === 1,
+      watermark: r[5] as number, entered: r[6] as number, prequeued: r[7] as number, drawn: r[8] === 1, active: r[9] as number,
+      remaining: record(r[10] as string[]), heldUnits: Number(r[11]),
+      buyers: r[12] as string[], buyersNext: r[13] as number, flags: record(r[14] as string[]),
+    };
+  }
+
+  async enterQueue(saleId: string, userId: string, opts: { draw: number; shadowReason?: string }): Promise<EnterResult> {
+    const k = this.keys.sale(saleId);
+    const r = await this.run('enterQueue', [k.meta, k.places, k.shadow, k.pre, k.flags], [userId, opts.draw, opts.shadowReason ?? '']) as ScriptReply[];
+    return { place: r[0] as number, epoch: r[1] as string, fresh: r[2] === 1, shadow: r[3] === 1 };
+  }
+
+  async placeOf(saleId: string, userId: string): Promise<number | null> {
+    const k = this.keys.sale(saleId);
+    return await this.run('placeOf', [k.meta, k.places, k.pre, k.shadow], [userId]) as number | null;
+  }
+
+  async admit(saleId: string): Promise<AdmitResult> {
+    const k = this.keys.sale(saleId);
+    const r = await this.run('admit', [k.meta, k.stock, k.active, k.wmlog, k.pre], []) as number[];
+    return { watermark: r[0], admitted: r[1] };
+  }
+
+  async reserve(saleId: string, req: ReserveRequest): Promise<ReserveResult> {
+    const k = this.keys.sale(saleId);
+    const r = await this.run(
+      'reserve',
+      [k.meta, k.items, k.stock, k.holds, k.holdexp, k.peruser, k.idem, k.active, k.wmlog, k.buyers],
+      [req.userId, req.place, req.sku, req.quantity, req.idempotencyKey, req.fingerprint, req.holdId],
+    ) as ScriptReply[];
+    if (r[0] === 2) return { kind: 'replay', holdId: r[1] as string };
+    const hold: EngineHold = {
+      holdId: req.holdId, userId: req.userId, sku: req.sku, quantity: req.quantity, expiresAt: Number(r[1]),
+    };
+    return { kind: 'held', hold, remaining: Number(r[2]) };
+  }
+
+  async confirmHold(saleId: string, holdId: string): Promise<boolean> {
+    const k = this.keys.sale(saleId);
+    return (await this.run('confirmHold', [k.holds, k.holdexp, k.meta], [holdId])) === 1;
+  }
+
+  async releaseHold(saleId: string, holdId: string): Promise<boolean> {
+    const k = this.keys.sale(saleId);
+    return (await this.run('releaseHold', [k.holds, k.holdexp, k.stock, k.peruser, k.meta], [holdId])) === 1;
+  }
+
+  async getHold(saleId: string, holdId: string): Promise<EngineHold | null> {
+    const raw = await this.client.hget(this.keys.sale(saleId).holds, holdId);
+    return raw === null ? null : decodeHold(holdId, raw);
+  }
+
+  async expiredHolds(saleId: string, before: number, limit: number): Promise<EngineHold[]> {
+    // Array.slice(0, limit) semantics: fractions truncate, a negative limit drops from the end.
+    const n = Math.trunc(limit) || 0;
+    if (n === 0) return [];
+    const k = this.keys.sale(saleId);
+    const flat = await this.run('expiredHolds', [k.holdexp, k.holds], [score(before), n > 0 && n !== Infinity ? n : -1]) as string[];
+    const holds: EngineHold[] = [];
+    for (let i = 0; i < flat.length; i += 2) holds.push(decodeHold(flat[i], flat[i + 1]));
+    return n < 0 ? holds.slice(0, n) : holds;
+  }
+
+  async acquireLease(name: string, owner: string, ttlMs: number): Promise<boolean> {
+    return (await this.run('acquireLease', [this.keys.lease(name)], [owner, ttlMs])) === 1;
+  }
+
+  async releaseLease(name: string, owner: string): Promise<void> {
+    await this.run('releaseLease', [this.keys.lease(name)], [owner]);
+  }
+
+  async useOnce(token: string, ttlMs: number): Promise<boolean> {
+    const key = this.keys.once(token);
+    // A token used for no time at all is never remembered.
+    if (!(ttlMs > 0)) return (await this.client.exists(key)) === 0;
+    return (await this.client.set(key, '1', 'PX', Math.ceil(ttlMs), 'NX')) === 'OK';
+  }
+
+  /** Runs a script; a negative integer answer is a refusal and is thrown as one. */
+  private async run(name: ScriptName, keys: string[], args: Array<string | number>): Promise<ScriptReply> {
+    const call = (this.client as unknown as Record<string, ScriptCall>)[commandName(name)];
+    const reply = await call.call(this.client, ...keys, ...args.map(String));
+    if (typeof reply === 'number' && reply < 0) throw refusalError(reply);
+    return reply;
+  }
+}
+
+const commandName = (name: string) => `stampede_${SCRIPTS_VERSION}_${name}`;
+
+/** A score bound for ZRANGEBYSCORE (Redis spells infinity `inf`). */
+const score = (n: number) => (n === Infinity ? '+inf' : n === -Infinity ? '-inf' : String(n));
+
+const record = (flat: string[]) => {
+  const out: Record<string, number> = {};
+  for (let i = 0; i < flat.length; i += 2) out[flat[i]] = Number(flat[i + 1]);
+  return out;
+};
+
+/** Holds are JSON [userId, sku, quantity, expiresAt], the shape `lua/includes/holds.lua` writes. */
+const encodeHold = (h: EngineHold) => JSON.stringify([h.userId, h.sku, String(h.quantity), String(h.expiresAt)]);
+
+function decodeHold(holdId: string, raw: string): EngineHold {
+  const [userId, sku, quantity, expiresAt] = JSON.parse(raw) as string[];
+  return { holdId, userId, sku, quantity: Number(quantity), expiresAt: Number(expiresAt) };
+}
+
+/** The sale's settings as meta-hash fields (flat field/value list). */
+function saleFields(sale: EngineSale): string[] {
+  return [
+    'startsAt', String(sale.startsAt), 'endsAt', String(sale.endsAt), 'cancelled', sale.cancelled ? '1' : '0',
+    'mode', sale.mode, 'rate', String(sale.admissionRatePerSec), 'admittedTtl', String(sale.admittedTtlSec),
+    'maxActive', String(sale.maxActive), 'reservationTtl', String(sale.reservationTtlSec),
+  ];
+}
+
+/**
+ * A sale's first hot state from the ledger's record, as `MemoryEngine.loadSale` builds it: stock
+ * is quantity less sold less held, holds by id (a repeated id keeps the last), per-user counts,
+ * and the holders as the first buyers. `loadSale-7.lua` writes it (and the clock) atomically.
+ */
+function initialState(load: SaleLoad, epoch: string) {
+  const { sale } = load;
+  const items = new Map<string, string>();
+  const stock = new Map<string, number>();
+  for (const item of sale.items) {
+    // The first item of a SKU is the one reserve finds, as Array.find does.
+    if (!items.has(item.sku)) items.set(item.sku, `${item.quantity}|${item.perUserLimit}|${item.maxPerOrder}`);
+    stock.set(item.sku, item.quantity - (load.sold[item.sku] ?? 0));
+  }
+  const holds = new Map<string, EngineHold>();
+  for (const hold of load.holds) {
+    holds.set(hold.holdId, hold);
+    stock.set(hold.sku, (stock.get(hold.sku) ?? 0) - hold.quantity);
+  }
+  const perUser = new Map<string, number>();
+  for (const u of load.perUser) perUser.set(`${u.userId}\t${u.sku}`, u.units);
+  let held = 0;
+  for (const hold of holds.values()) held += hold.quantity;
+
+  const flat = <V>(m: Map<string, V>, value: (v: V) => string) => [...m].flatMap(([k, v]) => [k, value(v)]);
+  return {
+    meta: [...saleFields(sale), 'epoch', epoch, 'seq', '0', 'watermark', '0', 'carry', '0', 'drawn', '0', 'held', String(held)],
+    items: flat(items, (v) => v),
+    stock: flat(stock, String),
+    holds: flat(holds, encodeHold),
+    holdexp: [...holds.values()].flatMap((h) => [String(h.expiresAt), h.holdId]),
+    peruser: flat(perUser, String),
+    buyers: [...new Set(load.holds.map((h) => h.userId))],
+  };
+}

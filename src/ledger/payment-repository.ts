@@ -1,0 +1,89 @@
+/**
+ * Payments: authorisations and charges, moved between states only by compare-and-set so
+ * two workers (a capture and a void sweeper, say) can never both act on one authorisation.
+ */
+import type { NewPayment, Payment, PaymentStatus } from './ledger.js';
+import { PAYMENT_STATUSES, countsByStatus, isUuid, toPayment, type PaymentRow } from './ledger-rows.js';
+import { writeEvent as event } from './outbox.js';
+import type { SqlClient } from './sql-client.js';
+
+/** The payments half of the ledger; `SqlLedger` hands its payment methods here. */
+export class PaymentRepository {
+  constructor(private readonly db: SqlClient) {}
+
+  /** Inserts the payment as `pending`. */
+  async insertPayment(p: NewPayment): Promise<Payment> {
+    const { rows } = await this.db.query<PaymentRow>(
+      `INSERT INTO payments (id, sale_id, user_id, ticket_place, order_id, kind, gateway, amount_cents, currency, status, expires_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending', $10)
+       RETURNING *`,
+      [p.id, p.saleId, p.userId, p.ticketPlace, p.orderId, p.kind, p.gateway, p.amountCents, p.currency, p.expiresAt],
+    );
+    return toPayment(rows[0]);
+  }
+
+  /** Also writes `payment.<to>` to the outbox when the transition happens. */
+  transitionPayment(
+    id: string,
+    from: PaymentStatus[],
+    to: PaymentStatus,
+    fields: { gatewayRef?: string; capturedCents?: number; orderId?: string; endedReason?: string } = {},
+  ): Promise<Payment | null> {
+    return this.db.transaction(async (tx) => {
+      const { rows } = await tx.query<PaymentRow>(
+        `UPDATE payments SET status = $3,
+           gateway_ref = COALESCE($4, gateway_ref),
+           captured_cents = COALESCE($5, captured_cents),
+           order_id = COALESCE($6, order_id),
+           ended_reason = COALESCE($7, ended_reason),
+           updated_at = now()
+         WHERE id = $1 AND status = ANY($2::text[])
+         RETURNING *`,
+        [id, from, to, fields.gatewayRef ?? null, fields.capturedCents ?? null, fields.orderId ?? null, fields.endedReason ?? null],
+      );
+      if (rows.length === 0) return null;
+      const p = rows[0];
+      await event(tx, `payment.${to}`, { payment_id: p.id, sale_id: p.sale_id, user_id: p.user_id, kind: p.kind, order_id: p.order_id, ended_reason: p.ended_reason });
+      return toPayment(p);
+    });
+  }
+
+  async getPayment(id: string): Promise<Payment | null> {
+    const { rows } = await this.db.query<PaymentRow>('SELECT * FROM payments WHERE id = $1', [id]);
+    return rows.length > 0 ? toPayment(rows[0]) : null;
+  }
+
+  async liveAuthorization(saleId: string, userId: string): Promise<Payment | null> {
+    if (!isUuid(saleId)) return null;
+    const { rows } = await this.db.query<PaymentRow>(
+      `SELECT * FROM payments
+       WHERE sale_id = $1 AND user_id = $2 AND kind = 'authorization' AND status IN ('pending', 'authorized')
+       ORDER BY created_at DESC, id DESC LIMIT 1`,
+      [saleId, userId],
+    );
+    return rows.length > 0 ? toPayment(rows[0]) : null;
+  }
+
+  async openAuthorizations(opts: { saleId?: string; expiredBefore?: Date; limit: number }): Promise<Payment[]> {
+    if (opts.saleId !== undefined && !isUuid(opts.saleId)) return [];
+    const { rows } = await this.db.query<PaymentRow>(
+      `SELECT * FROM payments
+       WHERE kind = 'authorization' AND status IN ('pending', 'authorized')
+         AND ($1::uuid IS NULL OR sale_id = $1)
+         AND ($2::timestamptz IS NULL OR expires_at < $2)
+       ORDER BY created_at, id LIMIT $3`,
+      [opts.saleId ?? null, opts.expiredBefore ?? null, opts.limit],
+    );
+    return rows.map(toPayment);
+  }
+
+  async paymentCounts(saleId: string): Promise<Record<PaymentStatus, number>> {
+    const { rows } = isUuid(saleId)
+      ? await this.db.query<{ status: PaymentStatus; n: number }>(
+          'SELECT status, count(*)::int AS n FROM payments WHERE sale_id = $1 GROUP BY status',
+          [saleId],
+        )
+      : { rows: [] };
+    return countsByStatus(PAYMENT_STATUSES, rows);
+  }
+}

@@ -1,0 +1,113 @@
+/**
+ * Sale lifecycle: create, read, change before start, cancel. The ledger holds the record; the
+ * engine holds the hot state built from it. A sale is written to the ledger first and then
+ * loaded into the engine, and `ensureLoaded` rebuilds the engine half from the ledger after a
+ * restart (or a Redis flush) — the ledger is the truth the engine is restored from.
+ */
+import type { Engine, EngineSale } from '../engine/engine.js';
+import type { EngineClock } from '../engine/engine-clock.js';
+import { StampedeError } from '../errors.js';
+import type { Ledger, Sale } from '../ledger/ledger.js';
+import { toSaleInput, validateSale, type CreateSaleBody, type PatchSaleBody } from './sale-schema.js';
+
+/** How long a node trusts its copy of a sale's record before reading the ledger again. */
+const RECORD_TTL_MS = 2000;
+
+export function toEngineSale(sale: Sale): EngineSale {
+  return {
+    id: sale.id,
+    startsAt: sale.startsAt.getTime(),
+    endsAt: sale.endsAt.getTime(),
+    cancelled: sale.cancelledAt !== null,
+    mode: sale.queue.mode,
+    admissionRatePerSec: sale.queue.admissionRatePerSec,
+    admittedTtlSec: sale.queue.admittedTtlSec,
+    maxActive: sale.queue.maxActive,
+    reservationTtlSec: sale.reservationTtlSec,
+    items: sale.items.map((i) => ({ sku: i.sku, quantity: i.quantity, perUserLimit: i.perUserLimit, maxPerOrder: i.maxPerOrder })),
+  };
+}
+
+export class SaleService {
+  private readonly records = new Map<string, { sale: Sale; readAt: number }>();
+  private listed: { sales: Sale[]; readAt: number } | null = null;
+
+  constructor(private readonly engine: Engine, private readonly ledger: Ledger, private readonly clock: EngineClock) {}
+
+  async create(body: CreateSaleBody): Promise<Sale> {
+    const input = toSaleInput(body);
+    validateSale(input, this.clock.now());
+    const sale = await this.ledger.createSale(input);
+    await this.ensureLoaded(sale);
+    return this.remember(sale);
+  }
+
+  /** The sale's record (cached briefly on this node). Throws SALE_NOT_FOUND. */
+  async get(id: string): Promise<Sale> {
+    const hit = this.records.get(id);
+    if (hit && Date.now() - hit.readAt < RECORD_TTL_MS) return hit.sale;
+    const sale = await this.ledger.getSale(id);
+    if (!sale) throw new StampedeError('SALE_NOT_FOUND');
+    return this.remember(sale);
+  }
+
+  /** The record straight from the ledger (sold and held counts current). */
+  async fresh(id: string): Promise<Sale> {
+    this.records.delete(id);
+    return this.get(id);
+  }
+
+  /** Every sale (cached a second on this node: the public list is the most-read page of a drop). */
+  async list(): Promise<Sale[]> {
+    if (this.listed && Date.now() - this.listed.readAt < 1000) return this.listed.sales;
+    const sales = await this.ledger.listSales();
+    this.listed = { sales, readAt: Date.now() };
+    return sales;
+  }
+
+  async patch(id: string, body: PatchSaleBody): Promise<Sale> {
+    const current = await this.fresh(id);
+    if (current.cancelledAt) throw new StampedeError('SALE_CANCELLED');
+    if (this.clock.now() >= current.startsAt.getTime()) throw new StampedeError('SALE_STARTED');
+    const input = toSaleInput(body, current);
+    validateSale(input, this.clock.now());
+    const sale = await this.ledger.updateSale(id, input);
+    await this.engine.updateSale(toEngineSale(sale));
+    return this.remember(sale);
+  }
+
+  /** Marks the sale cancelled in the ledger and the engine; the tiers then end its holds and authorisations. */
+  async cancel(id: string): Promise<Sale> {
+    const current = await this.fresh(id);
+    if (current.cancelledAt) return current;
+    const sale = await this.ledger.cancelSale(id);
+    await this.ensureLoaded(sale);
+    await this.engine.updateSale(toEngineSale(sale));
+    return this.remember(sale);
+  }
+
+  /**
+   * Loads the sale into the engine from the ledger unless the engine has it: the restart and
+   * reconciliation path. Reserved orders come back as holds, so their units stay out of stock
+   * until they confirm or expire.
+   */
+  async ensureLoaded(sale: Sale): Promise<boolean> {
+    if (await this.engine.hasSale(sale.id)) return false;
+    const [reserved, perUser] = await Promise.all([
+      this.ledger.listOrders(sale.id, { status: 'reserved', limit: 1_000_000 }),
+      this.ledger.unitsPerUser(sale.id),
+    ]);
+    return this.engine.loadSale({
+      sale: toEngineSale(sale),
+      sold: Object.fromEntries(sale.items.map((i) => [i.sku, i.sold])),
+      holds: reserved.map((o) => ({ holdId: o.id, userId: o.userId, sku: o.sku, quantity: o.quantity, expiresAt: o.reservationExpiresAt.getTime() })),
+      perUser,
+    });
+  }
+
+  private remember(sale: Sale): Sale {
+    this.listed = null;
+    this.records.set(sale.id, { sale, readAt: Date.now() });
+    return sale;
+  }
+}
