@@ -1,0 +1,176 @@
+/**
+ * Checkout: an admitted ticket buys. The engine decides in one atomic step (admission, limits,
+ * idempotency, stock) and takes a hold; the ledger records the hold as a reserved order before
+ * any money moves; payment turns it into a confirmed order — committed in the ledger before the
+ * 201 leaves — or gives the units back. Every path that cannot finish leaves a reserved order
+ * with an expiry, which the hold sweeper ends exactly once.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Engine } from '../engine/engine.js';
+import type { EngineClock } from '../engine/engine-clock.js';
+import { StampedeError } from '../errors.js';
+import { LedgerOversellError, type Ledger, type Order } from '../ledger/ledger.js';
+import type { PaymentService } from '../payments/payment-service.js';
+import type { QueueService } from '../queue/queue-service.js';
+import type { SaleMonitor } from '../queue/sale-monitor.js';
+import type { SaleService } from '../sales/sale-service.js';
+
+export interface PurchaseRequest {
+  saleId: string;
+  userId: string;
+  ticket: string;
+  sku: string;
+  quantity: number;
+  idempotencyKey: string;
+  paymentToken?: string;
+}
+
+export interface OrderView {
+  order_id: string;
+  sale_id: string;
+  sku: string;
+  quantity: number;
+  amount_cents: number;
+  currency: string;
+  status: Order['status'];
+  reservation_expires_at?: string;
+  created_at: string;
+}
+
+export function orderView(o: Order): OrderView {
+  return {
+    order_id: o.id, sale_id: o.saleId, sku: o.sku, quantity: o.quantity, amount_cents: o.amountCents, currency: o.currency,
+    status: o.status, ...(o.status === 'reserved' ? { reservation_expires_at: o.reservationExpiresAt.toISOString() } : {}),
+    created_at: o.createdAt.toISOString(),
+  };
+}
+
+const soldOut = () => new StampedeError('SOLD_OUT', undefined, { extra: { status: 'sold_out' } });
+
+export class CheckoutService {
+  constructor(
+    private readonly engine: Engine,
+    private readonly ledger: Ledger,
+    private readonly clock: EngineClock,
+    private readonly sales: SaleService,
+    private readonly queue: QueueService,
+    private readonly monitor: SaleMonitor,
+    private readonly payments: PaymentService,
+    private readonly log: { error(obj: object, msg: string): void } = console,
+  ) {}
+
+  async purchase(req: PurchaseRequest): Promise<OrderView> {
+    const ticket = this.queue.verify(req.saleId, req.ticket, req.userId);
+    this.refuseIfSoldOut(req.saleId, req.userId, req.sku);
+    if (ticket.shadow) throw new StampedeError('NOT_ADMITTED');
+    const live = this.monitor.get(req.saleId);
+    if (live && ticket.epoch !== live.snapshot.epoch) throw new StampedeError('QUEUE_RESTARTED');
+
+    const place = await this.queue.placeOf(ticket);
+    let result;
+    try {
+      result = await this.engine.reserve(req.saleId, {
+        userId: req.userId, place, sku: req.sku, quantity: req.quantity, idempotencyKey: req.idempotencyKey,
+        fingerprint: `${req.sku}\u0000${req.quantity}`, holdId: randomUUID(),
+      });
+    } catch (err) {
+      if (err instanceof StampedeError && (err.code === 'SOLD_OUT' || err.code === 'INSUFFICIENT_STOCK')) void this.monitor.refresh(req.saleId);
+      throw err;
+    }
+
+    if (result.kind === 'replay') {
+      const order = await this.ledger.getOrder(result.holdId);
+      if (!order) throw new StampedeError('REQUEST_IN_PROGRESS', undefined, { retryAfter: 1 });
+      // A first attempt that ended in a payment outage left the order reserved: try again, same keys.
+      if (order.status === 'reserved') return this.settle(order, req.paymentToken);
+      return orderView(order);
+    }
+
+    const hold = result.hold;
+    if (result.remaining === 0) void this.monitor.refresh(req.saleId);
+    let order: Order;
+    try {
+      order = await this.ledger.reserveOrder({
+        id: hold.holdId, saleId: req.saleId, sku: req.sku, userId: req.userId, quantity: req.quantity,
+        idempotencyKey: req.idempotencyKey, reservationExpiresAt: new Date(hold.expiresAt),
+      });
+    } catch (err) {
+      // No order row means no hold: give the units back so the stock is not lost.
+      await this.engine.releaseHold(req.saleId, hold.holdId).catch(() => {});
+      if (err instanceof LedgerOversellError) this.log.error({ err, saleId: req.saleId }, 'ledger refused a hold the engine took: engine and ledger disagree');
+      throw new StampedeError('UNAVAILABLE', 'The order could not be recorded; retry shortly', { retryAfter: 1 });
+    }
+    return this.settle(order, req.paymentToken);
+  }
+
+  /**
+   * Rejecting is most of the traffic: once this node's picture of the sale (read from the
+   * engine together with the list of buyers) shows the item gone, a shopper who never bought —
+   * and so cannot be replaying a first answer — is told without an engine call.
+   */
+  refuseIfSoldOut(saleId: string, userId: string, sku: string): void {
+    const live = this.monitor.get(saleId);
+    if (live?.soldOutSkus.has(sku) && !live.buyers.has(userId) && live.status !== 'ended' && live.status !== 'cancelled') throw soldOut();
+  }
+
+  /** Pays a reserved order later (`POST /api/orders/{id}/pay`). */
+  async pay(orderId: string, userId: string, paymentToken: string): Promise<OrderView> {
+    const order = await this.owned(orderId, userId);
+    if (order.status === 'confirmed') return orderView(order);
+    if (order.status === 'expired') throw new StampedeError('PAYMENT_WINDOW_PASSED');
+    if (order.status !== 'reserved') throw new StampedeError('ORDER_NOT_PAYABLE');
+    if (this.clock.now() >= order.reservationExpiresAt.getTime()) throw new StampedeError('PAYMENT_WINDOW_PASSED');
+    return this.settle(order, paymentToken);
+  }
+
+  /** Gives a reserved order's hold back (`POST /api/orders/{id}/cancel`). */
+  async cancel(orderId: string, userId: string): Promise<OrderView> {
+    const order = await this.owned(orderId, userId);
+    if (order.status === 'cancelled') return orderView(order);
+    if (order.status !== 'reserved') throw new StampedeError('ORDER_NOT_PAYABLE', `A ${order.status} order cannot be cancelled`);
+    const released = await this.end(order, 'cancelled');
+    return orderView(released ?? (await this.ledger.getOrder(orderId))!);
+  }
+
+  async get(orderId: string, userId: string): Promise<OrderView> {
+    return orderView(await this.owned(orderId, userId));
+  }
+
+  /** Ends a reserved order without payment: ledger first (the record), then the engine hold, exactly once each. */
+  async end(order: Order, status: 'expired' | 'cancelled' | 'failed'): Promise<Order | null> {
+    const released = await this.ledger.releaseOrder(order.id, status);
+    await this.engine.releaseHold(order.saleId, order.id);
+    void this.monitor.refresh(order.saleId);
+    return released;
+  }
+
+  /** Confirms a paid order in the ledger (the 201's promise), then makes the engine hold permanent. */
+  async confirm(order: Order, paymentId: string): Promise<Order | null> {
+    const confirmed = await this.ledger.confirmOrder(order.id, paymentId);
+    if (confirmed) await this.engine.confirmHold(order.saleId, order.id);
+    return confirmed;
+  }
+
+  /** Takes payment if there is a way to (a live authorisation or a token); a gateway outage throws and leaves the order reserved. */
+  private async settle(order: Order, paymentToken: string | undefined): Promise<OrderView> {
+    const settlement = await this.payments.settle(order, paymentToken);
+    if (settlement.outcome === 'none') return orderView(order);
+    if (settlement.outcome === 'declined') {
+      await this.end(order, 'failed');
+      throw new StampedeError('PAYMENT_DECLINED', settlement.message, { extra: { order_id: order.id } });
+    }
+    const confirmed = await this.confirm(order, settlement.paymentId);
+    if (confirmed) return orderView(confirmed);
+    const current = await this.ledger.getOrder(order.id);
+    if (current?.status === 'confirmed') return orderView(current);
+    this.log.error({ orderId: order.id, paymentId: settlement.paymentId }, 'payment taken for an order that had already ended: refund needed');
+    throw new StampedeError('PAYMENT_WINDOW_PASSED');
+  }
+
+  private async owned(orderId: string, userId: string): Promise<Order> {
+    const order = await this.ledger.getOrder(orderId);
+    // Another user's order is as good as absent: no hint that the id exists.
+    if (!order || order.userId !== userId) throw new StampedeError('ORDER_NOT_FOUND');
+    return order;
+  }
+}

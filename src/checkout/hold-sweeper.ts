@@ -1,0 +1,58 @@
+/**
+ * Ends holds whose payment window passed, exactly once, on one leader (an engine lease). It
+ * also cleans up after a node that died mid-purchase: a hold with no order row (died before the
+ * ledger write) goes back to stock; a hold whose order the ledger already confirmed or ended
+ * is settled to match; a reserved order whose payment may have gone through is reconciled with
+ * the gateway by idempotency key before anything is released.
+ */
+import type { Engine, EngineHold } from '../engine/engine.js';
+import type { EngineClock } from '../engine/engine-clock.js';
+import type { Ledger } from '../ledger/ledger.js';
+import type { PaymentService } from '../payments/payment-service.js';
+import type { SaleMonitor } from '../queue/sale-monitor.js';
+import type { CheckoutService } from './checkout-service.js';
+
+/** Past its window a hold is left this long more, so a purchase mid-capture can finish. */
+export const SWEEP_GRACE_MS = 2000;
+
+export class HoldSweeper {
+  constructor(
+    private readonly engine: Engine,
+    private readonly ledger: Ledger,
+    private readonly clock: EngineClock,
+    private readonly monitor: SaleMonitor,
+    private readonly checkout: CheckoutService,
+    private readonly payments: PaymentService,
+  ) {}
+
+  /** One pass: engine holds past their window, then ledger reservations past theirs. Returns holds ended. */
+  async sweep(): Promise<number> {
+    const before = this.clock.now() - SWEEP_GRACE_MS;
+    let ended = 0;
+    for (const saleId of this.monitor.watched()) {
+      for (const hold of await this.engine.expiredHolds(saleId, before, 500)) {
+        // One hold the gateway cannot settle now (an outage) must not stop the others.
+        if (await this.settleHold(saleId, hold).catch(() => false)) ended++;
+      }
+    }
+    // Reservations the engine no longer knows (it lost state and was rebuilt, or never had it).
+    for (const order of await this.ledger.expiredReservations(new Date(before), 500)) {
+      if (await this.engine.getHold(order.saleId, order.id).catch(() => null)) continue;
+      const paidWith = await this.payments.reconcile(order).catch(() => undefined);
+      if (paidWith === undefined) continue;
+      if (paidWith) await this.ledger.confirmOrder(order.id, paidWith);
+      else if (await this.ledger.releaseOrder(order.id, 'expired')) ended++;
+    }
+    return ended;
+  }
+
+  private async settleHold(saleId: string, hold: EngineHold): Promise<boolean> {
+    const order = await this.ledger.getOrder(hold.holdId);
+    if (!order) return this.engine.releaseHold(saleId, hold.holdId);
+    if (order.status === 'confirmed') { await this.engine.confirmHold(saleId, hold.holdId); return false; }
+    if (order.status !== 'reserved') return this.engine.releaseHold(saleId, hold.holdId);
+    const paidWith = await this.payments.reconcile(order);
+    if (paidWith) { await this.checkout.confirm(order, paidWith); return false; }
+    return (await this.checkout.end(order, 'expired')) !== null;
+  }
+}

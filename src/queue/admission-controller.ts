@@ -1,0 +1,69 @@
+/**
+ * Moves each open sale's admission watermark forward. Any number of nodes run this loop; for
+ * each sale only the holder of the sale's lease in the engine calls `admit`, and `admit` itself
+ * takes its time and allowance from the engine, so two leaders racing for a moment still admit
+ * at the configured rate and never past the active cap or the stock.
+ */
+import type { Engine } from '../engine/engine.js';
+import type { SaleMonitor } from './sale-monitor.js';
+
+export interface AdmissionControllerOptions {
+  /** This node's name in the lease. */
+  nodeId: string;
+  tickMs?: number;
+  leaseMs?: number;
+  onError?: (err: unknown) => void;
+  /** Called after a step that admitted someone (the monitor refreshes, so waiting streams hear at once). */
+  onAdmitted?: (saleId: string) => void;
+}
+
+export class AdmissionController {
+  private timer: NodeJS.Timeout | null = null;
+  private running = false;
+  private readonly leases = new Map<string, number>();
+
+  constructor(private readonly engine: Engine, private readonly monitor: SaleMonitor, private readonly opts: AdmissionControllerOptions) {}
+
+  start(): void {
+    if (this.timer) return;
+    this.timer = setInterval(() => void this.tick(), this.opts.tickMs ?? 100);
+    this.timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    await Promise.all([...this.leases.keys()].map((saleId) => this.engine.releaseLease(`admission:${saleId}`, this.opts.nodeId).catch(() => {})));
+    this.leases.clear();
+  }
+
+  /** One pass over the watched sales. Exposed for tests. */
+  async tick(): Promise<void> {
+    if (this.running) return;
+    this.running = true;
+    try {
+      for (const saleId of this.monitor.watched()) {
+        const live = this.monitor.get(saleId);
+        if (!live || live.status !== 'open' || live.snapshot.entered <= live.snapshot.watermark) continue;
+        if (!(await this.lead(saleId))) continue;
+        const { admitted } = await this.engine.admit(saleId);
+        if (admitted > 0) this.opts.onAdmitted?.(saleId);
+      }
+    } catch (err) {
+      this.opts.onError?.(err);
+    } finally {
+      this.running = false;
+    }
+  }
+
+  /** Holds (renewing at a third of its life) the sale's admission lease. */
+  private async lead(saleId: string): Promise<boolean> {
+    const leaseMs = this.opts.leaseMs ?? 3000;
+    const until = this.leases.get(saleId) ?? 0;
+    const now = Date.now();
+    if (until - now > (leaseMs * 2) / 3) return true;
+    const mine = await this.engine.acquireLease(`admission:${saleId}`, this.opts.nodeId, leaseMs);
+    if (mine) this.leases.set(saleId, now + leaseMs); else this.leases.delete(saleId);
+    return mine;
+  }
+}

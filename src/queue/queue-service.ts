@@ -1,0 +1,166 @@
+/**
+ * The waiting room: entering the queue and asking where one stands. Places come from the
+ * engine (one atomic counter or the pre-queue draw), never from a node's clock. Status is
+ * derived from the ticket's place and the node's live picture of the sale, so a poll costs an
+ * HMAC check and some arithmetic — no engine call.
+ */
+import { randomInt } from 'node:crypto';
+import type { Engine } from '../engine/engine.js';
+import type { EngineClock } from '../engine/engine-clock.js';
+import { StampedeError } from '../errors.js';
+import type { Ledger, Order, Sale } from '../ledger/ledger.js';
+import type { SaleService } from '../sales/sale-service.js';
+import type { AdmissionPassSigner } from './admission-pass.js';
+import type { LiveSale, SaleMonitor } from './sale-monitor.js';
+import type { Ticket, TicketSigner } from './ticket.js';
+
+/** How long after the sale ends a ticket still verifies (to read the final state). */
+const TICKET_GRACE_MS = 3_600_000;
+
+export type TicketStatus = 'waiting' | 'admitted' | 'sold_out' | 'ended' | 'expired' | 'purchased';
+
+export interface TicketView {
+  status: TicketStatus;
+  sale_status: string;
+  place: number | null;
+  position: number | null;
+  estimated_wait_sec: number | null;
+  inventory_remaining: number;
+  watermark: number;
+  starts_at: string;
+  server_time: string;
+  admission_expires_at?: string;
+  admission_pass?: string;
+  order_id?: string;
+  order_status?: string;
+}
+
+/** What the entry gate (bot defence) says about a client entering the queue. */
+export interface EntryVerdict { shadowReason?: string }
+
+export interface EntryGate {
+  /** Throws (POW_INVALID, CAPTCHA_INVALID, RATE_LIMITED ...) or says whether to shadow the client. */
+  check(sale: Sale, entry: EntryAttempt): Promise<EntryVerdict>;
+}
+
+export interface EntryAttempt {
+  userId: string;
+  ip: string;
+  fingerprint?: string;
+  pow?: unknown;
+  captchaToken?: string;
+}
+
+export class QueueService {
+  private readonly orders = new Map<string, { order: Order | null; at: number }>();
+  private readonly drawn = new Map<string, number>();
+
+  constructor(
+    private readonly engine: Engine,
+    private readonly monitor: SaleMonitor,
+    private readonly clock: EngineClock,
+    private readonly sales: SaleService,
+    private readonly tickets: TicketSigner,
+    private readonly passes: AdmissionPassSigner,
+    private readonly gate: EntryGate,
+    private readonly ledger: Pick<Ledger, 'listOrders'>,
+  ) {}
+
+  async enter(saleId: string, attempt: EntryAttempt): Promise<TicketView & { queue_ticket: string }> {
+    const sale = await this.sales.get(saleId);
+    const live = await this.live(saleId);
+    if (live.status === 'cancelled') throw new StampedeError('SALE_CANCELLED');
+    if (live.status === 'ended') throw new StampedeError('SALE_ENDED');
+    const verdict = await this.gate.check(sale, attempt);
+    // The draw is only used for pre-queue entrants: uniform over 2^47, from the CSPRNG.
+    const entered = await this.engine.enterQueue(saleId, attempt.userId, { draw: randomInt(2 ** 47) / 2 ** 47, shadowReason: verdict.shadowReason });
+    const ticket: Ticket = {
+      saleId, userId: attempt.userId, place: entered.place, epoch: entered.epoch, shadow: entered.shadow,
+      issuedAt: this.clock.now(), expiresAt: sale.endsAt.getTime() + TICKET_GRACE_MS,
+    };
+    const queue_ticket = this.tickets.sign(ticket);
+    return { queue_ticket, ...(await this.view(sale, live, ticket)) };
+  }
+
+  /** Verifies a ticket for this sale (any holder: the signed ticket is the credential). */
+  verify(saleId: string, token: string | undefined, userId?: string): Ticket {
+    return this.tickets.verify(token, saleId, this.clock.now(), userId);
+  }
+
+  async status(saleId: string, token: string | undefined): Promise<TicketView> {
+    const ticket = this.verify(saleId, token);
+    const [sale, live] = await Promise.all([this.sales.get(saleId), this.live(saleId)]);
+    return this.view(sale, live, ticket);
+  }
+
+  /** The ticket's real place, resolving a pre-queue ticket's drawn place once the draw happened. */
+  async placeOf(ticket: Ticket): Promise<number> {
+    if (ticket.place > 0) return ticket.place;
+    // A drawn place never changes, so each pre-queue entrant costs one engine call per node, not one per poll.
+    const key = `${ticket.saleId}|${ticket.userId}`;
+    const known = this.drawn.get(key);
+    if (known) return known;
+    const place = (await this.engine.placeOf(ticket.saleId, ticket.userId)) ?? 0;
+    if (place > 0) {
+      if (this.drawn.size >= 200_000) this.drawn.clear();
+      this.drawn.set(key, place);
+    }
+    return place;
+  }
+
+  /** The user's live order in a sale (confirmed or reserved), from a one-second cache: buyers poll too. */
+  private async orderOf(saleId: string, userId: string): Promise<Order | null> {
+    const key = `${saleId}|${userId}`;
+    const hit = this.orders.get(key);
+    if (hit && Date.now() - hit.at < 1000) return hit.order;
+    const orders = await this.ledger.listOrders(saleId, { userId, limit: 100 });
+    const order = orders.find((o) => o.status === 'confirmed') ?? orders.find((o) => o.status === 'reserved') ?? null;
+    if (this.orders.size > 50_000) this.orders.clear();
+    this.orders.set(key, { order, at: Date.now() });
+    return order;
+  }
+
+  async live(saleId: string): Promise<LiveSale> {
+    const live = this.monitor.get(saleId) ?? (await this.monitor.watch(saleId));
+    if (!live) throw new StampedeError('SALE_NOT_FOUND');
+    return live;
+  }
+
+  /** Where the ticket stands. Shared by status polls, the SSE stream's first message and enter. */
+  async view(sale: Sale, live: LiveSale, ticket: Ticket): Promise<TicketView> {
+    const snap = live.snapshot;
+    if (ticket.epoch !== snap.epoch) throw new StampedeError('QUEUE_RESTARTED');
+    const now = this.clock.now();
+    const place = ticket.place > 0 || !snap.drawn ? ticket.place : await this.placeOf(ticket);
+    let remaining = 0;
+    for (const n of Object.values(snap.remaining)) remaining += n;
+    const base = {
+      sale_status: live.status, place: place || null, inventory_remaining: remaining, watermark: snap.watermark,
+      starts_at: sale.startsAt.toISOString(), server_time: new Date(now).toISOString(),
+    };
+    const done = (status: TicketStatus): TicketView => ({ ...base, status, position: null, estimated_wait_sec: null });
+
+    if (live.status === 'ended' || live.status === 'cancelled') return done('ended');
+    // Took a hold once: purchased if that order is still confirmed or reserved (not declined or lapsed).
+    if (!ticket.shadow && live.buyers.has(ticket.userId)) {
+      const order = await this.orderOf(sale.id, ticket.userId);
+      if (order) return { ...done('purchased'), order_id: order.id, order_status: order.status };
+    }
+    if (live.status === 'sold_out') return done('sold_out');
+
+    const ttlMs = sale.queue.admittedTtlSec * 1000;
+    if (!ticket.shadow && place > 0 && place <= snap.watermark) {
+      const admittedAt = this.monitor.admittedAt(sale.id, place) ?? now;
+      const expiresAt = admittedAt + ttlMs;
+      if (now >= expiresAt) return done('expired');
+      const pass = await this.passes.sign({ saleId: sale.id, userId: ticket.userId, place, expiresAt });
+      return { ...done('admitted'), admission_expires_at: new Date(expiresAt).toISOString(), admission_pass: pass };
+    }
+    // Waiting (shadow tickets always are): how many are ahead, and how long that takes to drain.
+    const ahead = place > 0 ? Math.max(1, place - snap.watermark) : null;
+    const rate = live.drainPerSec > 0 ? live.drainPerSec : sale.queue.admissionRatePerSec;
+    const untilStart = Math.max(0, sale.startsAt.getTime() - now) / 1000;
+    const eta = ahead === null ? Math.ceil(untilStart + snap.prequeued / (2 * rate)) : Math.ceil(untilStart + ahead / rate);
+    return { ...base, status: 'waiting', position: ahead, estimated_wait_sec: eta };
+  }
+}

@@ -1,0 +1,158 @@
+/**
+ * Every node keeps a live picture of each running sale — watermark, stock, status — read from
+ * the engine a few times a second in one snapshot call. Status, inventory and the SSE push are
+ * served from this picture, so a shopper polling every second costs no engine call at all, and
+ * a change is fanned out once to every connection on the node.
+ */
+import { EventEmitter } from 'node:events';
+import type { Engine, SaleSnapshot } from '../engine/engine.js';
+import type { EngineClock } from '../engine/engine-clock.js';
+import type { SaleStatus } from '../sales/sale-schema.js';
+
+export interface LiveSale {
+  saleId: string;
+  snapshot: SaleSnapshot;
+  status: SaleStatus;
+  /** Tickets admitted per second over the last few seconds. */
+  drainPerSec: number;
+  /** Users who took a hold: the sold-out fast path must not answer them (they may be replaying). */
+  buyers: Set<string>;
+  soldOutSkus: Set<string>;
+}
+
+export type ChangeKind = 'position' | 'inventory' | 'status';
+
+export interface SaleMonitorEvents {
+  change: [LiveSale, Set<ChangeKind>];
+}
+
+const DRAIN_WINDOW_MS = 10_000;
+
+/** Status from the engine's view of the sale at engine time `now`. */
+export function saleStatus(s: Pick<SaleSnapshot, 'cancelled' | 'startsAt' | 'endsAt' | 'remaining'>, now: number): SaleStatus {
+  if (s.cancelled) return 'cancelled';
+  if (now >= s.endsAt) return 'ended';
+  if (now < s.startsAt) return 'scheduled';
+  for (const units of Object.values(s.remaining)) if (units > 0) return 'open';
+  return 'sold_out';
+}
+
+export class SaleMonitor extends EventEmitter<SaleMonitorEvents> {
+  private readonly live = new Map<string, LiveSale>();
+  private readonly history = new Map<string, Array<[number, number]>>();
+  /** Watermark advances as this node saw them: [watermark, engine time]. */
+  private readonly admissions = new Map<string, Array<[number, number]>>();
+  private readonly inflight = new Map<string, Promise<LiveSale | undefined>>();
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(
+    private readonly engine: Engine,
+    private readonly clock: EngineClock,
+    private readonly opts: { intervalMs?: number; onError?: (err: unknown, saleId: string) => void } = {},
+  ) {
+    super();
+    this.setMaxListeners(0);
+  }
+
+  start(): void {
+    if (this.timer) return;
+    this.timer = setInterval(() => { for (const id of this.live.keys()) void this.refresh(id).catch(() => {}); }, this.opts.intervalMs ?? 100);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  /** Starts following a sale (idempotent) and returns its first picture. */
+  async watch(saleId: string): Promise<LiveSale | undefined> {
+    return this.live.get(saleId) ?? this.refresh(saleId);
+  }
+
+  unwatch(saleId: string): void {
+    this.live.delete(saleId);
+    this.history.delete(saleId);
+    this.admissions.delete(saleId);
+  }
+
+  get(saleId: string): LiveSale | undefined {
+    const live = this.live.get(saleId);
+    if (live) live.status = saleStatus(live.snapshot, this.clock.now());
+    return live;
+  }
+
+  watched(): string[] {
+    return [...this.live.keys()];
+  }
+
+  /** Reads the engine now (coalescing concurrent callers) and emits what changed. */
+  refresh(saleId: string): Promise<LiveSale | undefined> {
+    let p = this.inflight.get(saleId);
+    if (!p) {
+      p = this.read(saleId).finally(() => this.inflight.delete(saleId));
+      this.inflight.set(saleId, p);
+    }
+    return p;
+  }
+
+  private async read(saleId: string): Promise<LiveSale | undefined> {
+    const prev = this.live.get(saleId);
+    const before = this.clock.localNow();
+    let snap: SaleSnapshot;
+    try {
+      snap = await this.engine.snapshot(saleId, prev?.snapshot.buyersNext ?? 0);
+    } catch (err) {
+      this.opts.onError?.(err, saleId);
+      return prev;
+    }
+    const localAt = (before + this.clock.localNow()) / 2;
+    this.clock.observe(snap.now, localAt);
+
+    const buyers = prev?.buyers ?? new Set<string>();
+    for (const user of snap.buyers) buyers.add(user);
+    const soldOutSkus = new Set(Object.entries(snap.remaining).filter(([, n]) => n <= 0).map(([sku]) => sku));
+    const next: LiveSale = {
+      saleId, snapshot: snap, status: saleStatus(snap, this.clock.now()), drainPerSec: this.drain(saleId, snap.watermark, localAt),
+      buyers, soldOutSkus,
+    };
+    this.live.set(saleId, next);
+
+    const log = this.admissions.get(saleId) ?? [];
+    if (!log.length || log[log.length - 1][0] < snap.watermark) log.push([snap.watermark, snap.now]);
+    this.admissions.set(saleId, log);
+
+    const changes = new Set<ChangeKind>();
+    if (!prev || prev.snapshot.watermark !== snap.watermark || prev.snapshot.entered !== snap.entered) changes.add('position');
+    if (!prev || JSON.stringify(prev.snapshot.remaining) !== JSON.stringify(snap.remaining)) changes.add('inventory');
+    if (!prev || prev.status !== next.status) changes.add('status');
+    if (changes.size) this.emit('change', next, changes);
+    return next;
+  }
+
+  /**
+   * When the watermark first reached `place`, as this node saw it (engine time). A node that
+   * joined mid-sale dates earlier admissions from its first look, which errs on the side of the
+   * shopper; the engine's own record decides at purchase.
+   */
+  admittedAt(saleId: string, place: number): number | null {
+    const log = this.admissions.get(saleId);
+    if (!log?.length || log[log.length - 1][0] < place) return null;
+    let lo = 0;
+    let hi = log.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (log[mid][0] >= place) hi = mid; else lo = mid + 1;
+    }
+    return log[lo][1];
+  }
+
+  private drain(saleId: string, watermark: number, at: number): number {
+    let h = this.history.get(saleId);
+    if (!h) this.history.set(saleId, (h = []));
+    h.push([at, watermark]);
+    while (h.length > 2 && at - h[0][0] > DRAIN_WINDOW_MS) h.shift();
+    const [t0, w0] = h[0];
+    return at - t0 >= 1000 ? ((watermark - w0) * 1000) / (at - t0) : 0;
+  }
+}
