@@ -1,0 +1,53 @@
+/**
+ * One measurement with autocannon: requests taken in turn from a prepared list (distinct users,
+ * tickets and idempotency keys), either for a duration or for exactly as many requests as the
+ * list holds (when each item may be used once: solved proofs-of-work, purchases).
+ */
+import autocannon from 'autocannon';
+
+export interface Item { method: 'GET' | 'POST'; path: string; headers: Record<string, string>; body?: string }
+
+export interface Measured {
+  requestsPerSec: number;
+  p50: number;
+  p99: number;
+  requests: number;
+  durationSec: number;
+  /** Answers by status code. */
+  statuses: Record<string, number>;
+  errors: number;
+}
+
+export async function measure(url: string, items: Item[], opts: { connections: number; durationSec?: number; amount?: number }): Promise<Measured> {
+  let i = 0;
+  const started = performance.now();
+  const result = await autocannon({
+    url,
+    connections: opts.connections,
+    pipelining: 1,
+    ...(opts.amount ? { amount: opts.amount } : { duration: opts.durationSec ?? 5 }),
+    requests: [{
+      setupRequest: (req: any) => {
+        const it = items[i++ % items.length];
+        req.method = it.method;
+        req.path = it.path;
+        req.headers = it.headers;
+        req.body = it.body;
+        return req;
+      },
+    }],
+  });
+  const statuses: Record<string, number> = {};
+  for (const [code, v] of Object.entries((result as any).statusCodeStats ?? {})) statuses[code] = (v as { count: number }).count;
+  // autocannon's own `duration` counts whole seconds; short fixed-amount runs need the real time.
+  const durationSec = (performance.now() - started) / 1000;
+  return {
+    requestsPerSec: result.requests.total / durationSec,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    requests: result.requests.total,
+    durationSec,
+    statuses,
+    errors: result.errors + result.timeouts,
+  };
+}

@@ -1,0 +1,67 @@
+/**
+ * The processes a benchmark measures: a Stampede node (`src/server.ts`, exactly as `npm start`
+ * runs it) and the bare-Fastify baseline, each a child process so the load generator never
+ * shares their event loop. Memory is read from /proc (resident set of the child).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+export interface Served { url: string; pid: number; stop(): Promise<void>; log(): string }
+
+const tsx = import.meta.resolve('tsx');
+const root = fileURLToPath(new URL('../../../', import.meta.url));
+
+/** Starts `file` (relative to the repository) with tsx and waits until `readyPath` answers 200. */
+export async function serve(file: string, env: Record<string, string>, readyPath: string, nodeArgs: string[] = []): Promise<Served> {
+  const port = 20_000 + Math.floor(Math.random() * 20_000);
+  const child: ChildProcess = spawn(process.execPath, [...nodeArgs, '--import', tsx, file], {
+    cwd: root, env: { ...process.env, ...env, PORT: String(port), HOST: '127.0.0.1' }, stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  const keep = (b: Buffer) => { output = (output + b.toString()).slice(-20_000); };
+  child.stdout!.on('data', keep);
+  child.stderr!.on('data', keep);
+  const url = `http://127.0.0.1:${port}`;
+  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+  for (let i = 0; ; i++) {
+    if (child.exitCode !== null) throw new Error(`${file} exited with ${child.exitCode}:\n${output}`);
+    try {
+      const res = await fetch(url + readyPath);
+      if (res.ok) break;
+    } catch { /* not up yet */ }
+    if (i > 300) { child.kill('SIGKILL'); throw new Error(`${file} did not become ready:\n${output}`); }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    url, pid: child.pid!,
+    log: () => output,
+    async stop() {
+      if (child.exitCode !== null) return;
+      child.kill('SIGTERM');
+      const t = setTimeout(() => child.kill('SIGKILL'), 15_000);
+      await exited;
+      clearTimeout(t);
+    },
+  };
+}
+
+/** Resident memory of a process, in bytes (Linux), or NaN. */
+export function rssOf(pid: number): number {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) * 1024 : NaN;
+  } catch {
+    return NaN;
+  }
+}
+
+/** Open file descriptors of a process (Linux), or NaN. */
+export function fdLimitOf(pid: number): number {
+  try {
+    const m = /Max open files\s+(\d+)/.exec(readFileSync(`/proc/${pid}/limits`, 'utf8'));
+    return m ? Number(m[1]) : NaN;
+  } catch {
+    return NaN;
+  }
+}

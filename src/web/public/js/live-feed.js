@@ -1,0 +1,66 @@
+/**
+ * Keeps a waiting shopper's page current: Server-Sent Events while they work, and polling the
+ * status (and, once admitted, the inventory) every 2 s when they do not — a proxy that buffers,
+ * a network that drops long requests. SSE is tried again now and then while polling.
+ *
+ * `onEvent(kind, data)`: kind is an SSE event name (position, admitted, inventory, sold_out,
+ * ended) or `status` for a polled ticket view.
+ */
+import { api } from '/js/shop-api.js';
+
+const POLL_MS = 2000;
+const SSE_RETRY_MS = 30_000;
+const EVENTS = ['position', 'admitted', 'inventory', 'sold_out', 'ended'];
+
+export function follow(saleId, ticket, onEvent) {
+  let es = null;
+  let pollTimer = 0;
+  let retryTimer = 0;
+  let stopped = false;
+  let admitted = false;
+
+  const emit = (kind, data) => {
+    if (stopped) return;
+    if (kind === 'admitted' || data?.status === 'admitted') admitted = true;
+    onEvent(kind, data);
+  };
+
+  const openStream = () => {
+    if (stopped || es || typeof EventSource === 'undefined') return poll();
+    clearTimeout(pollTimer);
+    pollTimer = 0;
+    es = new EventSource(api.eventsUrl(saleId, ticket));
+    for (const kind of EVENTS) {
+      es.addEventListener(kind, (e) => { try { emit(kind, JSON.parse(e.data)); } catch { /* a torn message: the next one fixes it */ } });
+    }
+    es.onerror = () => {
+      if (stopped) return;
+      es.close();
+      es = null;
+      poll();
+      retryTimer = setTimeout(openStream, SSE_RETRY_MS);
+    };
+  };
+
+  const poll = async () => {
+    if (stopped || es) return;
+    try {
+      emit('status', await api.status(saleId, ticket));
+      if (admitted && !stopped) emit('inventory', await api.inventory(saleId));
+    } catch (err) {
+      if (err.status >= 400 && err.status < 500 && err.status !== 429) emit('error', err);
+    }
+    if (!stopped && !es) pollTimer = setTimeout(poll, POLL_MS);
+  };
+
+  openStream();
+  return {
+    stop() {
+      stopped = true;
+      es?.close();
+      clearTimeout(pollTimer);
+      clearTimeout(retryTimer);
+    },
+    get mode() { return es ? 'live' : 'polling'; },
+  };
+}
