@@ -10,6 +10,8 @@ export interface Config {
   production: boolean;
   redisUrl: string | null;
   redisClusterNodes: string[];
+  /** Prefix of every Redis key this deployment writes, so several can share one Redis. */
+  redisPrefix: string;
   databaseUrl: string | null;
   dataDir: string;
   adminToken: string;
@@ -90,6 +92,8 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
   for (const node of clusterNodes) {
     if (!/^[\w.-]+:\d+$/.test(node)) throw new ConfigError(`REDIS_CLUSTER_NODES must be host:port,host:port, got "${node}"`);
   }
+  const redisPrefix = env.STAMPEDE_REDIS_PREFIX || 'stampede';
+  if (!/^[\w.:-]{1,64}$/.test(redisPrefix)) throw new ConfigError(`STAMPEDE_REDIS_PREFIX must be 1–64 letters, digits, '_', '-', '.' or ':', got "${redisPrefix}"`);
   const logLevel = env.LOG_LEVEL ?? 'info';
   if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(logLevel)) throw new ConfigError(`LOG_LEVEL is not a pino level: "${logLevel}"`);
 
@@ -99,6 +103,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     production,
     redisUrl: url(env, 'REDIS_URL', ['redis:', 'rediss:']),
     redisClusterNodes: clusterNodes,
+    redisPrefix,
     databaseUrl: url(env, 'DATABASE_URL', ['postgres:', 'postgresql:']),
     dataDir: env.STAMPEDE_DATA_DIR || './data',
     adminToken: secret('STAMPEDE_ADMIN_TOKEN', 16),

@@ -122,7 +122,7 @@ export class Runtime {
     this.checkout = new CheckoutService(engine, ledger, this.clock, this.sales, this.queue, this.monitor, this.payments, log);
     this.holdSweeper = new HoldSweeper(engine, ledger, this.clock, this.monitor, this.checkout, this.payments);
     this.voidSweeper = new VoidSweeper(ledger, this.monitor, this.payments);
-    const rl = { keyPrefix: `${config.production ? '' : 'dev:'}stampede:rl:${engine.kind === 'redis' ? 'shared' : this.nodeId}`, ...opts.rateLimits };
+    const rl = { keyPrefix: `${config.production ? '' : 'dev:'}${config.redisPrefix}:rl:${engine.kind === 'redis' ? 'shared' : this.nodeId}`, ...opts.rateLimits };
     this.localLimits = new RateLimits({ ...rl, ipPerSec: config.ipRateLimit, buckets: { purchase: [], enter: [], ...pickBuckets(opts.rateLimits, ['ip', 'read']) } });
     this.outbox = config.natsUrl ? new OutboxRelay(ledger, { url: config.natsUrl }) : null;
     this.sharedLimits = new RateLimits({ ...rl, ipPerSec: 0, redis: this.redis ?? undefined, buckets: { read: [], ...pickBuckets(opts.rateLimits, ['purchase', 'enter']) } });
@@ -137,7 +137,7 @@ export class Runtime {
     if (!engine) {
       if (config.redisUrl || config.redisClusterNodes.length) {
         redis = createRedis({ url: config.redisUrl ?? undefined, clusterNodes: config.redisClusterNodes });
-        engine = new RedisEngine(redis, { ownsClient: true });
+        engine = new RedisEngine(redis, { ownsClient: true, prefix: config.redisPrefix });
       } else {
         engine = new MemoryEngine();
       }

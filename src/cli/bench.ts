@@ -43,10 +43,11 @@ async function embedded(): Promise<Stack> {
 async function redisPg(redisUrl: string, pgUrl: string): Promise<Stack | null> {
   const redis = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null });
   const db = `stampede_bench_${randomBytes(4).toString('hex')}`;
+  // Its own key prefix, deleted afterwards: the Redis may be shared (never flush it).
+  const prefix = `stampede-bench-${randomBytes(4).toString('hex')}`;
   const admin = new pg.Client({ connectionString: pgUrl, connectionTimeoutMillis: 3000 });
   try {
     await redis.connect();
-    await redis.flushdb();
     await admin.connect();
     await admin.query(`CREATE DATABASE ${db}`);
   } catch (err) {
@@ -58,14 +59,26 @@ async function redisPg(redisUrl: string, pgUrl: string): Promise<Stack | null> {
   const url = new URL(pgUrl);
   url.pathname = `/${db}`;
   return {
-    name: 'redis+pg', env: { REDIS_URL: redisUrl, DATABASE_URL: url.toString() },
+    name: 'redis+pg', env: { REDIS_URL: redisUrl, DATABASE_URL: url.toString(), STAMPEDE_REDIS_PREFIX: prefix },
     async cleanup() {
-      await redis.flushdb().catch(() => {});
+      await deleteKeys(redis, prefix).catch(() => {});
       redis.disconnect();
       await admin.query(`DROP DATABASE IF EXISTS ${db} WITH (FORCE)`).catch(() => {});
       await admin.end();
     },
   };
+}
+
+/** Deletes every key under `prefix` (the engine's and the rate limits' `dev:<prefix>`). */
+async function deleteKeys(redis: Redis, prefix: string): Promise<void> {
+  for (const pattern of [`${prefix}:*`, `dev:${prefix}:*`]) {
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+      if (keys.length) await redis.unlink(...keys);
+      cursor = next;
+    } while (cursor !== '0');
+  }
 }
 
 function baselineRoutes(scenarios: Scenario[]) {

@@ -1,0 +1,69 @@
+/**
+ * Configuration (SPEC §5): every wrong value stops the server with one line naming the variable;
+ * demo mode makes up missing secrets and says which; production refuses to start without them.
+ */
+import { spawnSync } from 'node:child_process';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../src/config.js';
+
+const SECRETS = {
+  STAMPEDE_ADMIN_TOKEN: 'admin-token-0123456789',
+  STAMPEDE_USER_JWT_SECRET: 'user-secret-0123456789abcdef0123456789',
+  STAMPEDE_TICKET_SECRET: 'ticket-secret-0123456789abcdef012345678',
+};
+
+describe('configuration', () => {
+  it('runs with nothing set: embedded defaults, demo mode, made-up secrets named', () => {
+    const c = loadConfig({});
+    expect(c).toMatchObject({ port: 3000, redisUrl: null, databaseUrl: null, dataDir: './data', demo: true, redisPrefix: 'stampede', ipRateLimit: 50, paymentGateway: 'sandbox' });
+    expect(c.generatedSecrets.sort()).toEqual(['STAMPEDE_ADMIN_TOKEN', 'STAMPEDE_TICKET_SECRET', 'STAMPEDE_USER_JWT_SECRET']);
+    // Made up afresh each time, never a fixed default someone could guess.
+    expect(loadConfig({}).adminToken).not.toBe(c.adminToken);
+    expect(Object.isFrozen(c)).toBe(true);
+  });
+
+  it('production refuses to start without each secret, and demo is off there', () => {
+    for (const name of Object.keys(SECRETS)) {
+      const env: Record<string, string> = { NODE_ENV: 'production', ...SECRETS };
+      delete env[name];
+      expect(() => loadConfig(env)).toThrow(new ConfigError(`${name} is required when NODE_ENV=production`));
+    }
+    const c = loadConfig({ NODE_ENV: 'production', ...SECRETS });
+    expect(c.demo).toBe(false);
+    expect(c.generatedSecrets).toEqual([]);
+  });
+
+  it.each([
+    ['PORT', '70000', /PORT must be an integer from 0 to 65535/],
+    ['PORT', 'http', /PORT must be an integer/],
+    ['REDIS_URL', 'localhost:6379', /REDIS_URL/],
+    ['REDIS_URL', 'http://127.0.0.1:6379', /REDIS_URL must use redis: or rediss:/],
+    ['DATABASE_URL', 'mysql://root@127.0.0.1/x', /DATABASE_URL must use postgres: or postgresql:/],
+    ['REDIS_CLUSTER_NODES', '10.0.0.1', /REDIS_CLUSTER_NODES must be host:port/],
+    ['STAMPEDE_REDIS_PREFIX', 'has space', /STAMPEDE_REDIS_PREFIX/],
+    ['STAMPEDE_DEMO', 'maybe', /STAMPEDE_DEMO must be 1 or 0/],
+    ['STAMPEDE_IP_RATE_LIMIT', '-1', /STAMPEDE_IP_RATE_LIMIT must be an integer/],
+    ['STAMPEDE_PAYMENT_GATEWAY', 'paypal', /STAMPEDE_PAYMENT_GATEWAY must be sandbox or stripe/],
+    ['STAMPEDE_ADMIN_TOKEN', 'short', /STAMPEDE_ADMIN_TOKEN must be at least 16 characters/],
+    ['LOG_LEVEL', 'loud', /LOG_LEVEL is not a pino level/],
+  ])('%s=%s is refused with one line naming it', (name, value, message) => {
+    let err: unknown;
+    try { loadConfig({ [name]: value }); } catch (e) { err = e; }
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as Error).message).toMatch(message);
+    expect((err as Error).message).not.toContain('\n');
+  });
+
+  it('stripe needs its key', () => {
+    expect(() => loadConfig({ STAMPEDE_PAYMENT_GATEWAY: 'stripe' })).toThrow(/STRIPE_API_KEY is required/);
+    expect(loadConfig({ STAMPEDE_PAYMENT_GATEWAY: 'stripe', STRIPE_API_KEY: 'sk_test_x' }).paymentGateway).toBe('stripe');
+  });
+
+  it('the server prints the one line and exits 78 on a wrong value, before opening anything', () => {
+    const run = spawnSync(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+      env: { ...process.env, PORT: 'eighty', STAMPEDE_DATA_DIR: '/nonexistent/never-created' }, encoding: 'utf8', timeout: 30_000,
+    });
+    expect(run.status).toBe(78);
+    expect(run.stderr.trim()).toBe('stampede: configuration error: PORT must be an integer from 0 to 65535, got "eighty"');
+  }, 40_000);
+});
