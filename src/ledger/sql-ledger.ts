@@ -21,7 +21,8 @@ import {
 } from './ledger.js';
 import { ORDER_STATUSES, countsByStatus, isUuid, toOrder, type OrderRow } from './ledger-rows.js';
 import { migrate } from './migrate.js';
-import { Outbox, writeEvent as event } from './outbox.js';
+import { Batcher } from './batcher.js';
+import { Outbox } from './outbox.js';
 import { PaymentRepository } from './payment-repository.js';
 import { SaleRepository } from './sale-repository.js';
 import { sqlState, type SqlClient } from './sql-client.js';
@@ -30,15 +31,23 @@ import { sqlState, type SqlClient } from './sql-client.js';
 const STOCK_CHECK = 'items_stock_within_quantity';
 const RELEASE_STATUSES = new Set(['expired', 'cancelled', 'failed']);
 
+interface Confirmation { id: string; paymentId: string | null }
+
 /** {@link Ledger} over a {@link SqlClient}; pick the client with `openLedger`. */
 export class SqlLedger implements Ledger {
   readonly kind: 'pg' | 'pglite';
   private readonly sales: SaleRepository;
   private readonly payments: PaymentRepository;
   private readonly outbox: Outbox;
+  /** Batching of concurrent calls; off inside a transaction (its statements must run in it, in order). */
+  private readonly reservations: Batcher<NewOrder, Order> | null;
+  private readonly confirmations: Batcher<Confirmation, Order | null> | null;
 
-  constructor(readonly db: SqlClient) {
+  constructor(readonly db: SqlClient, opts: { batching?: boolean } = {}) {
     this.kind = db.kind;
+    const batching = opts.batching ?? true;
+    this.reservations = batching ? new Batcher((_, batch) => this.reserveBatch(batch[0].saleId, batch[0].sku, batch)) : null;
+    this.confirmations = batching ? new Batcher((_, batch) => this.confirmBatch(batch)) : null;
     this.sales = new SaleRepository(db);
     this.payments = new PaymentRepository(db);
     this.outbox = new Outbox(db);
@@ -49,7 +58,7 @@ export class SqlLedger implements Ledger {
    * changes (and `appendEvent`s) commit or fail together.
    */
   transaction<T>(fn: (ledger: SqlLedger) => Promise<T>): Promise<T> {
-    return this.db.transaction((tx) => fn(new SqlLedger(tx)));
+    return this.db.transaction((tx) => fn(new SqlLedger(tx, { batching: false })));
   }
 
   async migrate(): Promise<void> {
@@ -112,76 +121,126 @@ export class SqlLedger implements Ledger {
   }
 
   // ---- orders -----------------------------------------------------------------------------
+  //
+  // Each change below is one statement (its CTEs commit together, outbox event included), so
+  // an item's row is locked for one statement and its commit, not for a conversation. Outside
+  // a transaction, concurrent calls are batched (see batcher.ts): one statement for many.
 
-  async reserveOrder(o: NewOrder): Promise<Order> {
-    if (!Number.isInteger(o.quantity) || o.quantity <= 0) throw new RangeError(`order quantity must be a positive integer, got ${o.quantity}`);
-    if (!isUuid(o.saleId)) throw new LedgerOversellError(o.saleId, o.sku);
-    try {
-      return await this.db.transaction(async (tx) => {
-        // The guard is in the WHERE: on PostgreSQL the row lock makes concurrent reservations
-        // re-check it one at a time, so the last unit goes to exactly one of them.
-        const item = await tx.query<{ price_cents: number; currency: string }>(
-          `UPDATE items SET held = held + $3
-           WHERE sale_id = $1 AND sku = $2 AND sold + held + $3 <= quantity
-           RETURNING price_cents, currency`,
-          [o.saleId, o.sku, o.quantity],
-        );
-        if (item.rows.length === 0) throw new LedgerOversellError(o.saleId, o.sku);
-        const { price_cents: price, currency } = item.rows[0];
-        const { rows } = await tx.query<OrderRow>(
-          `INSERT INTO orders (id, sale_id, sku, user_id, quantity, unit_price_cents, amount_cents, currency,
-                               status, idempotency_key, reservation_expires_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'reserved', $9, $10)
-           RETURNING *`,
-          [o.id, o.saleId, o.sku, o.userId, o.quantity, price, price * o.quantity, currency, o.idempotencyKey, o.reservationExpiresAt],
-        );
-        await event(tx, 'order.reserved', orderEvent(rows[0]));
-        return toOrder(rows[0]);
-      });
-    } catch (err) {
-      const state = sqlState(err);
-      // The CHECK constraint is the second wall; should the guard ever miss, it still refuses.
-      if (state === '23514' && (err as { constraint?: string }).constraint === STOCK_CHECK) {
-        throw new LedgerOversellError(o.saleId, o.sku);
-      }
-      if (state === '23505') throw new LedgerConflictError(`order ${o.id} or idempotency key ${o.idempotencyKey} already exists`);
-      throw err;
-    }
+  reserveOrder(o: NewOrder): Promise<Order> {
+    if (!Number.isInteger(o.quantity) || o.quantity <= 0) return Promise.reject(new RangeError(`order quantity must be a positive integer, got ${o.quantity}`));
+    if (!isUuid(o.saleId)) return Promise.reject(new LedgerOversellError(o.saleId, o.sku));
+    return this.reservations ? this.reservations.submit(`${o.saleId}\u0000${o.sku}`, o) : this.reserveOne(o);
   }
 
   confirmOrder(id: string, paymentId: string | null): Promise<Order | null> {
-    return this.endReservation(
-      id,
-      `UPDATE orders SET status = 'confirmed', payment_id = COALESCE($2, payment_id), updated_at = now()
-       WHERE id = $1 AND status = 'reserved' RETURNING *`,
-      [id, paymentId],
-      'UPDATE items SET held = held - $3, sold = sold + $3 WHERE sale_id = $1 AND sku = $2',
-    );
+    return this.confirmations ? this.confirmations.submit('', { id, paymentId }) : this.confirmOne({ id, paymentId });
   }
 
-  releaseOrder(id: string, status: 'expired' | 'cancelled' | 'failed'): Promise<Order | null> {
-    if (!RELEASE_STATUSES.has(status)) return Promise.reject(new RangeError(`cannot release an order as ${status}`));
-    return this.endReservation(
-      id,
-      `UPDATE orders SET status = $2, updated_at = now() WHERE id = $1 AND status = 'reserved' RETURNING *`,
+  async releaseOrder(id: string, status: 'expired' | 'cancelled' | 'failed'): Promise<Order | null> {
+    if (!RELEASE_STATUSES.has(status)) throw new RangeError(`cannot release an order as ${status}`);
+    const { rows } = await this.db.query<OrderRow>(
+      `WITH o AS (UPDATE orders SET status = $2, updated_at = now() WHERE id = $1 AND status = 'reserved' RETURNING *),
+            i AS (UPDATE items SET held = items.held - o.quantity FROM o WHERE items.sale_id = o.sale_id AND items.sku = o.sku),
+            e AS (${OUTBOX_FROM_O})
+       SELECT * FROM o`,
       [id, status],
-      'UPDATE items SET held = held - $3 WHERE sale_id = $1 AND sku = $2',
     );
+    return rows.length > 0 ? toOrder(rows[0]) : null;
+  }
+
+  /** One reservation: the guarded item update, the order row and its event in one statement. */
+  private async reserveOne(o: NewOrder): Promise<Order> {
+    const [result] = await this.reserveBatch(o.saleId, o.sku, [o]);
+    if (result instanceof Error) throw result;
+    return result;
   }
 
   /**
-   * A hold ends exactly once: the order leaves `reserved` by compare-and-set, and only the
-   * caller that won moves the item's units, in the same transaction.
+   * Reservations of one item in one statement: the guard checks the batch's total, so it is
+   * all or nothing; when it refuses (or one row conflicts), each goes again alone, so exactly
+   * the ones that cannot be recorded are refused.
    */
-  private endReservation(id: string, orderSql: string, params: unknown[], itemSql: string): Promise<Order | null> {
-    return this.db.transaction(async (tx) => {
-      const { rows } = await tx.query<OrderRow>(orderSql, params);
-      if (rows.length === 0) return null;
-      const order = rows[0];
-      await tx.query(itemSql, [order.sale_id, order.sku, order.quantity]);
-      await event(tx, `order.${order.status}`, orderEvent(order));
-      return toOrder(order);
-    });
+  private async reserveBatch(saleId: string, sku: string, batch: NewOrder[]): Promise<Array<Order | Error>> {
+    let rows: OrderRow[];
+    try {
+      ({ rows } = await this.db.query<OrderRow>(
+        `WITH r AS (
+           SELECT * FROM unnest($3::text[], $4::text[], $5::int[], $6::text[], $7::timestamptz[])
+             AS r(id, user_id, quantity, idempotency_key, reservation_expires_at)
+         ), item AS (
+           -- The guard is in the WHERE: on PostgreSQL the row lock makes concurrent reservations
+           -- re-check it one at a time, so the last unit goes to exactly one of them.
+           UPDATE items SET held = held + (SELECT sum(quantity) FROM r)
+           WHERE sale_id = $1::uuid AND sku = $2::text AND sold + held + (SELECT sum(quantity) FROM r) <= quantity
+           RETURNING price_cents, currency
+         ), o AS (
+           INSERT INTO orders (id, sale_id, sku, user_id, quantity, unit_price_cents, amount_cents, currency,
+                               status, idempotency_key, reservation_expires_at)
+           SELECT r.id, $1::uuid, $2::text, r.user_id, r.quantity, item.price_cents, item.price_cents::bigint * r.quantity, item.currency,
+                  'reserved', r.idempotency_key, r.reservation_expires_at
+           FROM r CROSS JOIN item
+           RETURNING *
+         ), e AS (${OUTBOX_FROM_O})
+         SELECT * FROM o`,
+        [saleId, sku, batch.map((o) => o.id), batch.map((o) => o.userId), batch.map((o) => o.quantity),
+          batch.map((o) => o.idempotencyKey), batch.map((o) => o.reservationExpiresAt)],
+      ));
+    } catch (err) {
+      const state = sqlState(err);
+      if (batch.length > 1) return this.oneByOne(batch);
+      // The CHECK constraint is the second wall; should the guard ever miss, it still refuses.
+      if (state === '23514' && (err as { constraint?: string }).constraint === STOCK_CHECK) return [new LedgerOversellError(saleId, sku)];
+      if (state === '23505') return [new LedgerConflictError(`order ${batch[0].id} or idempotency key ${batch[0].idempotencyKey} already exists`)];
+      throw err;
+    }
+    if (rows.length === 0) return batch.length > 1 ? this.oneByOne(batch) : [new LedgerOversellError(saleId, sku)];
+    const byId = new Map(rows.map((r) => [r.id, toOrder(r)]));
+    return batch.map((o) => byId.get(o.id) ?? new Error(`order ${o.id} missing from its batch`));
+  }
+
+  private async oneByOne(batch: NewOrder[]): Promise<Array<Order | Error>> {
+    const out: Array<Order | Error> = [];
+    for (const o of batch) out.push((await this.reserveBatch(o.saleId, o.sku, [o]))[0]);
+    return out;
+  }
+
+  private async confirmOne(c: Confirmation): Promise<Order | null> {
+    const [result] = await this.confirmBatch([c]);
+    if (result instanceof Error) throw result;
+    return result;
+  }
+
+  /**
+   * Confirms orders still reserved (compare-and-set: a hold ends exactly once) and moves their
+   * units from held to sold, per item, in one statement. An id given twice is confirmed once:
+   * the first caller gets the order, the second null, as if they had come one after the other.
+   */
+  private async confirmBatch(batch: Confirmation[]): Promise<Array<Order | null | Error>> {
+    const first = new Map<string, number>();
+    batch.forEach((c, i) => { if (!first.has(c.id)) first.set(c.id, i); });
+    const unique = [...first.keys()];
+    let rows: OrderRow[];
+    try {
+      ({ rows } = await this.db.query<OrderRow>(
+        `WITH r AS (SELECT * FROM unnest($1::text[], $2::text[]) AS r(id, payment_id)),
+              o AS (UPDATE orders SET status = 'confirmed', payment_id = COALESCE(r.payment_id, orders.payment_id), updated_at = now()
+                    FROM r WHERE orders.id = r.id AND orders.status = 'reserved' RETURNING orders.*),
+              n AS (SELECT sale_id, sku, sum(quantity)::int AS units FROM o GROUP BY sale_id, sku),
+              i AS (UPDATE items SET held = items.held - n.units, sold = items.sold + n.units
+                    FROM n WHERE items.sale_id = n.sale_id AND items.sku = n.sku),
+              e AS (${OUTBOX_FROM_O})
+         SELECT * FROM o`,
+        [unique, unique.map((id) => batch[first.get(id)!].paymentId)],
+      ));
+    } catch (err) {
+      if (batch.length === 1) throw err;
+      // A deadlock with another node's batch, say: each on its own, in order.
+      const out: Array<Order | null | Error> = [];
+      for (const c of batch) out.push(await this.confirmOne(c).catch((e: Error) => e));
+      return out;
+    }
+    const byId = new Map(rows.map((r) => [r.id, toOrder(r)]));
+    return batch.map((c, i) => (first.get(c.id) === i ? byId.get(c.id) ?? null : null));
   }
 
   async getOrder(id: string): Promise<Order | null> {
@@ -231,7 +290,9 @@ export class SqlLedger implements Ledger {
 
 }
 
-function orderEvent(o: OrderRow): Record<string, unknown> {
-  return { order_id: o.id, sale_id: o.sale_id, sku: o.sku, user_id: o.user_id, quantity: o.quantity, status: o.status, payment_id: o.payment_id };
-}
+/** The outbox event of each changed order `o`, as `order.<status>` (one per row, same statement). */
+const OUTBOX_FROM_O = `INSERT INTO outbox (topic, payload)
+  SELECT 'order.' || o.status, jsonb_build_object('order_id', o.id, 'sale_id', o.sale_id, 'sku', o.sku, 'user_id', o.user_id,
+                                                  'quantity', o.quantity, 'status', o.status, 'payment_id', o.payment_id)
+  FROM o`;
 

@@ -181,6 +181,37 @@ export function ledgerContract(name: string, open: () => Promise<LedgerFixture |
       expect((await ledger.orderCounts(sale.id)).reserved).toBe(100);
     });
 
+    test('a crowd of reservations and confirmations over two items, with a reused key and doubled confirms, lands as if one by one', async () => {
+      const sale = await ledger.createSale(saleInput({ items: [
+        { ...saleInput().items[0], quantity: 30 },
+        { sku: 'case', name: 'Case', priceCents: 1500, currency: 'EUR', quantity: 30, perUserLimit: 1, maxPerOrder: 1 },
+      ] }));
+      const phones = Array.from({ length: 40 }, () => newOrder(sale.id));
+      const cases = Array.from({ length: 19 }, () => newOrder(sale.id, { sku: 'case' }));
+      // The same user and key twice, in the middle of the crowd: one order, one refusal.
+      cases.splice(9, 0, newOrder(sale.id, { sku: 'case', userId: 'dora', idempotencyKey: 'same' }), newOrder(sale.id, { sku: 'case', userId: 'dora', idempotencyKey: 'same' }));
+      const settled = await Promise.allSettled([...phones, ...cases].map((o) => ledger.reserveOrder(o)));
+      const reasons = settled.map((s) => (s.status === 'fulfilled' ? 'ok' : s.reason instanceof LedgerOversellError ? 'oversell' : s.reason instanceof LedgerConflictError ? 'conflict' : String(s.reason)));
+      expect(reasons.slice(0, 40).filter((r) => r === 'ok')).toHaveLength(30);
+      expect(reasons.slice(0, 40).filter((r) => r === 'oversell')).toHaveLength(10);
+      expect(reasons.slice(40).sort()).toEqual([...Array(20).fill('ok'), 'conflict'].sort());
+      expect(await item(sale.id)).toMatchObject({ held: 30, sold: 0 });
+      expect(await item(sale.id, 'case')).toMatchObject({ held: 20, sold: 0 });
+
+      const orders = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
+      const confirms = await Promise.all(orders.flatMap((o) => [ledger.confirmOrder(o.id, `pay-${o.id}`), ledger.confirmOrder(o.id, 'second')]));
+      for (let i = 0; i < orders.length; i++) {
+        const [a, b] = [confirms[2 * i], confirms[2 * i + 1]];
+        expect([a, b].filter((x) => x !== null)).toHaveLength(1);
+        expect((await ledger.getOrder(orders[i].id))!.paymentId).toBe((a ?? b)!.paymentId);
+      }
+      expect(await item(sale.id)).toMatchObject({ held: 0, sold: 30 });
+      expect(await item(sale.id, 'case')).toMatchObject({ held: 0, sold: 20 });
+      const events = await db.query<{ topic: string; n: number }>(
+        `SELECT topic, count(*)::int AS n FROM outbox WHERE payload->>'sale_id' = $1 AND topic LIKE 'order.%' GROUP BY topic ORDER BY topic`, [sale.id]);
+      expect(events.rows).toEqual([{ topic: 'order.confirmed', n: 50 }, { topic: 'order.reserved', n: 50 }]);
+    });
+
     test('confirming twice, even concurrently, confirms once and sells once', async () => {
       const sale = await ledger.createSale(saleInput());
       const order = await ledger.reserveOrder(newOrder(sale.id));
