@@ -33,19 +33,27 @@ export async function buildApp(runtime: Runtime, opts: { logger?: FastifyBaseLog
 
   app.decorate('runtime', runtime);
 
-  app.addHook('onSend', async (req, reply) => { reply.header('x-request-id', req.id); });
-  app.addHook('onResponse', async (req, reply) => {
+  // Plain callback hooks: an async hook costs a promise and a tick on every request.
+  app.addHook('onRequest', (req, reply, done) => { reply.header('x-request-id', req.id); done(); });
+  const durations = new Map<string, ReturnType<typeof runtime.metrics.httpDuration.labels>>();
+  app.addHook('onResponse', (req, reply, done) => {
     const route = req.routeOptions.url ?? 'unmatched';
-    runtime.metrics.httpDuration.labels({ method: req.method, route, status: String(reply.statusCode) }).observe(reply.elapsedTime / 1000);
+    const labels = `${req.method} ${route} ${reply.statusCode}`;
+    let child = durations.get(labels);
+    if (!child) durations.set(labels, (child = runtime.metrics.httpDuration.labels({ method: req.method, route, status: String(reply.statusCode) })));
+    child.observe(reply.elapsedTime / 1000);
     const saleId = (req.params as { id?: string } | undefined)?.id;
-    if (saleId && route.startsWith('/api/flash-sales/')) runtime.traffic.record(saleId, rejections.get(req));
+    // Only sales this node watches: a made-up id must not grow the counters.
+    if (saleId && route.startsWith('/api/flash-sales/') && runtime.monitor.get(saleId)) runtime.traffic.record(saleId, rejections.get(req));
+    done();
   });
 
   app.setErrorHandler((err: any, req, reply) => {
     if (err instanceof StampedeError) {
       if (err.retryAfter !== undefined) reply.header('retry-after', String(err.retryAfter));
       const sale = (req.params as { id?: string } | undefined)?.id;
-      if (sale && err.status !== 404) {
+      // Only sales this node watches: refusals on made-up ids must not grow the label set.
+      if (sale && err.status !== 404 && runtime.monitor.get(sale)) {
         runtime.metrics.rejections.labels({ sale, code: err.code }).inc();
         rejections.set(req, err.code);
       }
