@@ -144,9 +144,13 @@ export class CheckoutService {
     return released;
   }
 
-  /** Confirms a paid order in the ledger (the 201's promise), then makes the engine hold permanent. */
-  async confirm(order: Order, paymentId: string): Promise<Order | null> {
-    const confirmed = await this.ledger.confirmOrder(order.id, paymentId);
+  /**
+   * Confirms a paid order in the ledger (the 201's promise) — recording the capture of its
+   * authorisation in the same statement when `capturedCents` is given — then makes the engine
+   * hold permanent.
+   */
+  async confirm(order: Order, paymentId: string, capturedCents?: number): Promise<Order | null> {
+    const confirmed = await this.ledger.confirmOrder(order.id, paymentId, { capturedCents });
     if (confirmed) await this.engine.confirmHold(order.saleId, order.id);
     return confirmed;
   }
@@ -159,7 +163,7 @@ export class CheckoutService {
       await this.end(order, 'failed');
       throw new StampedeError('PAYMENT_DECLINED', settlement.message, { extra: { order_id: order.id } });
     }
-    const confirmed = await this.confirm(order, settlement.paymentId);
+    const confirmed = await this.confirm(order, settlement.paymentId, settlement.capturedCents);
     if (confirmed) return orderView(confirmed);
     const current = await this.ledger.getOrder(order.id);
     if (current?.status === 'confirmed') return orderView(current);

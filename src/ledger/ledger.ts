@@ -164,8 +164,13 @@ export interface Ledger {
 
   /** Inserts a `reserved` order and adds its units to the item's `held`, refusing (LedgerOversellError) past quantity. */
   reserveOrder(order: NewOrder): Promise<Order>;
-  /** reserved → confirmed (held → sold), linking the payment. Null when the order was not reserved. */
-  confirmOrder(id: string, paymentId: string | null): Promise<Order | null>;
+  /**
+   * reserved → confirmed (held → sold), linking the payment. Null when the order was not
+   * reserved. With `capturedCents`, the same statement records the authorisation `paymentId`
+   * as captured (authorized → captured) — whether or not the order was still reserved, since
+   * the money has moved either way.
+   */
+  confirmOrder(id: string, paymentId: string | null, opts?: { capturedCents?: number }): Promise<Order | null>;
   /** reserved → expired/cancelled/failed, units back from `held`. Null when the order was not reserved. */
   releaseOrder(id: string, status: 'expired' | 'cancelled' | 'failed'): Promise<Order | null>;
   getOrder(id: string): Promise<Order | null>;

@@ -31,3 +31,9 @@ export class Outbox {
     await this.db.query('UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[]) AND published_at IS NULL', [ids]);
   }
 }
+
+/** The outbox event of each changed payment `p`, as `payment.<status>`: shared by payment transitions and confirmations that capture. */
+export const PAYMENT_OUTBOX_FROM_P = `INSERT INTO outbox (topic, payload)
+  SELECT 'payment.' || p.status, jsonb_build_object('payment_id', p.id, 'sale_id', p.sale_id, 'user_id', p.user_id,
+                                                    'kind', p.kind, 'order_id', p.order_id, 'ended_reason', p.ended_reason)
+  FROM p`;

@@ -4,8 +4,8 @@
  */
 import type { NewPayment, Payment, PaymentStatus } from './ledger.js';
 import { PAYMENT_STATUSES, countsByStatus, isUuid, toPayment, type PaymentRow } from './ledger-rows.js';
-import { writeEvent as event } from './outbox.js';
 import type { SqlClient } from './sql-client.js';
+import { PAYMENT_OUTBOX_FROM_P } from './outbox.js';
 
 /** The payments half of the ledger; `SqlLedger` hands its payment methods here. */
 export class PaymentRepository {
@@ -23,29 +23,28 @@ export class PaymentRepository {
   }
 
   /** Also writes `payment.<to>` to the outbox when the transition happens. */
-  transitionPayment(
+  async transitionPayment(
     id: string,
     from: PaymentStatus[],
     to: PaymentStatus,
     fields: { gatewayRef?: string; capturedCents?: number; orderId?: string; endedReason?: string } = {},
   ): Promise<Payment | null> {
-    return this.db.transaction(async (tx) => {
-      const { rows } = await tx.query<PaymentRow>(
-        `UPDATE payments SET status = $3,
+    // One statement, its event included: no conversation while the row is locked.
+    const { rows } = await this.db.query<PaymentRow>(
+      `WITH p AS (
+         UPDATE payments SET status = $3,
            gateway_ref = COALESCE($4, gateway_ref),
            captured_cents = COALESCE($5, captured_cents),
            order_id = COALESCE($6, order_id),
            ended_reason = COALESCE($7, ended_reason),
            updated_at = now()
          WHERE id = $1 AND status = ANY($2::text[])
-         RETURNING *`,
-        [id, from, to, fields.gatewayRef ?? null, fields.capturedCents ?? null, fields.orderId ?? null, fields.endedReason ?? null],
-      );
-      if (rows.length === 0) return null;
-      const p = rows[0];
-      await event(tx, `payment.${to}`, { payment_id: p.id, sale_id: p.sale_id, user_id: p.user_id, kind: p.kind, order_id: p.order_id, ended_reason: p.ended_reason });
-      return toPayment(p);
-    });
+         RETURNING *
+       ), e AS (${PAYMENT_OUTBOX_FROM_P})
+       SELECT * FROM p`,
+      [id, from, to, fields.gatewayRef ?? null, fields.capturedCents ?? null, fields.orderId ?? null, fields.endedReason ?? null],
+    );
+    return rows.length > 0 ? toPayment(rows[0]) : null;
   }
 
   async getPayment(id: string): Promise<Payment | null> {

@@ -22,7 +22,7 @@ import {
 import { ORDER_STATUSES, countsByStatus, isUuid, toOrder, type OrderRow } from './ledger-rows.js';
 import { migrate } from './migrate.js';
 import { Batcher } from './batcher.js';
-import { Outbox } from './outbox.js';
+import { Outbox, PAYMENT_OUTBOX_FROM_P } from './outbox.js';
 import { PaymentRepository } from './payment-repository.js';
 import { SaleRepository } from './sale-repository.js';
 import { sqlState, type SqlClient } from './sql-client.js';
@@ -31,7 +31,7 @@ import { sqlState, type SqlClient } from './sql-client.js';
 const STOCK_CHECK = 'items_stock_within_quantity';
 const RELEASE_STATUSES = new Set(['expired', 'cancelled', 'failed']);
 
-interface Confirmation { id: string; paymentId: string | null }
+interface Confirmation { id: string; paymentId: string | null; capturedCents: number | null }
 
 /** {@link Ledger} over a {@link SqlClient}; pick the client with `openLedger`. */
 export class SqlLedger implements Ledger {
@@ -132,8 +132,12 @@ export class SqlLedger implements Ledger {
     return this.reservations ? this.reservations.submit(`${o.saleId}\u0000${o.sku}`, o) : this.reserveOne(o);
   }
 
-  confirmOrder(id: string, paymentId: string | null): Promise<Order | null> {
-    return this.confirmations ? this.confirmations.submit('', { id, paymentId }) : this.confirmOne({ id, paymentId });
+  confirmOrder(id: string, paymentId: string | null, opts: { capturedCents?: number } = {}): Promise<Order | null> {
+    const c: Confirmation = { id, paymentId, capturedCents: opts.capturedCents ?? null };
+    if (c.capturedCents !== null && (!paymentId || !Number.isInteger(c.capturedCents) || c.capturedCents < 0)) {
+      return Promise.reject(new RangeError('a capture needs the authorisation id and whole cents ≥ 0'));
+    }
+    return this.confirmations ? this.confirmations.submit('', c) : this.confirmOne(c);
   }
 
   async releaseOrder(id: string, status: 'expired' | 'cancelled' | 'failed'): Promise<Order | null> {
@@ -222,15 +226,20 @@ export class SqlLedger implements Ledger {
     let rows: OrderRow[];
     try {
       ({ rows } = await this.db.query<OrderRow>(
-        `WITH r AS (SELECT * FROM unnest($1::text[], $2::text[]) AS r(id, payment_id)),
+        `WITH r AS (SELECT * FROM unnest($1::text[], $2::text[], $3::int[]) AS r(id, payment_id, captured_cents)),
               o AS (UPDATE orders SET status = 'confirmed', payment_id = COALESCE(r.payment_id, orders.payment_id), updated_at = now()
                     FROM r WHERE orders.id = r.id AND orders.status = 'reserved' RETURNING orders.*),
               n AS (SELECT sale_id, sku, sum(quantity)::int AS units FROM o GROUP BY sale_id, sku),
               i AS (UPDATE items SET held = items.held - n.units, sold = items.sold + n.units
                     FROM n WHERE items.sale_id = n.sale_id AND items.sku = n.sku),
-              e AS (${OUTBOX_FROM_O})
+              e AS (${OUTBOX_FROM_O}),
+              p AS (UPDATE payments SET status = 'captured', captured_cents = r.captured_cents, order_id = r.id,
+                           ended_reason = 'captured', updated_at = now()
+                    FROM r WHERE r.captured_cents IS NOT NULL AND payments.id = r.payment_id AND payments.status = 'authorized'
+                    RETURNING payments.*),
+              pe AS (${PAYMENT_OUTBOX_FROM_P})
          SELECT * FROM o`,
-        [unique, unique.map((id) => batch[first.get(id)!].paymentId)],
+        [unique, unique.map((id) => batch[first.get(id)!].paymentId), unique.map((id) => batch[first.get(id)!].capturedCents)],
       ));
     } catch (err) {
       if (batch.length === 1) throw err;

@@ -19,7 +19,8 @@ export const AUTHORIZATION_CAP_MS = 30 * 60 * 1000;
 const VOID_CONCURRENCY = 50;
 
 export type Settlement =
-  | { outcome: 'paid'; paymentId: string }
+  /** `capturedCents`: an authorisation captured at the gateway, for the confirmation to record (one statement). */
+  | { outcome: 'paid'; paymentId: string; capturedCents?: number }
   | { outcome: 'declined'; message: string }
   | { outcome: 'none' };
 
@@ -59,18 +60,17 @@ export class PaymentService {
   }
 
   /**
-   * Takes payment for a reserved order: captures the user's live authorisation, or charges the
-   * token, or (neither) says so. Gateway trouble throws PAYMENT_UNAVAILABLE and leaves things as
+   * Takes payment for a reserved order: captures the user's live authorisation (recorded by
+   * the confirmation that follows), or charges the token, or (neither) says so. Gateway trouble throws PAYMENT_UNAVAILABLE and leaves things as
    * they were, for the same call to be retried.
    */
   async settle(order: Order, paymentToken?: string): Promise<Settlement> {
     const auth = await this.ledger.liveAuthorization(order.saleId, order.userId);
     if (auth?.status === 'authorized' && auth.gatewayRef && auth.amountCents >= order.amountCents) {
       const result = await this.call(() => this.gateway.capture({ idempotencyKey: `capture:${order.id}`, ref: auth.gatewayRef!, amountCents: order.amountCents }));
-      if (result.ok) {
-        await this.ledger.transitionPayment(auth.id, ['authorized'], 'captured', { capturedCents: order.amountCents, orderId: order.id, endedReason: 'captured' });
-        return { outcome: 'paid', paymentId: auth.id };
-      }
+      // Captured: the caller records it with the order's confirmation, in one statement. Should
+      // it never get there (a crash), the hold sweeper finds the capture under its key.
+      if (result.ok) return { outcome: 'paid', paymentId: auth.id, capturedCents: order.amountCents };
       await this.ledger.transitionPayment(auth.id, ['authorized'], 'failed', { endedReason: result.reason });
       if (!paymentToken) return { outcome: 'declined', message: result.message };
     }

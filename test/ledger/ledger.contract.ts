@@ -222,6 +222,38 @@ export function ledgerContract(name: string, open: () => Promise<LedgerFixture |
       expect((await ledger.getOrder(order.id))!.paymentId).toBe(answers.find((a) => a)!.paymentId);
     });
 
+    test('a confirmation that captures records the capture in the same statement, also when the order had already ended', async () => {
+      const sale = await ledger.createSale(saleInput());
+      const authorise = async (userId: string) => {
+        const auth = await ledger.insertPayment(newAuth(sale.id, { userId }));
+        return (await ledger.transitionPayment(auth.id, ['pending'], 'authorized', { gatewayRef: `ch_${userId}` }))!;
+      };
+      const auth = await authorise('erin');
+      const order = await ledger.reserveOrder(newOrder(sale.id, { userId: 'erin' }));
+      expect(await ledger.confirmOrder(order.id, auth.id, { capturedCents: 49_900 })).toMatchObject({ status: 'confirmed', paymentId: auth.id });
+      expect(await ledger.getPayment(auth.id)).toMatchObject({ status: 'captured', capturedCents: 49_900, orderId: order.id, endedReason: 'captured', gatewayRef: 'ch_erin' });
+      // (The order's own event names its payment too.)
+      expect((await topicsOf('payment_id', auth.id)).sort()).toEqual(['order.confirmed', 'payment.authorized', 'payment.captured']);
+      // Again: nothing moves twice.
+      expect(await ledger.confirmOrder(order.id, auth.id, { capturedCents: 49_900 })).toBeNull();
+      expect(await topicsOf('payment_id', auth.id)).toHaveLength(3);
+
+      // The window passed while the card was being captured: no order, but the money moved and the ledger says so.
+      const late = await authorise('finn');
+      const lapsed = await ledger.reserveOrder(newOrder(sale.id, { userId: 'finn' }));
+      await ledger.releaseOrder(lapsed.id, 'expired');
+      expect(await ledger.confirmOrder(lapsed.id, late.id, { capturedCents: 49_900 })).toBeNull();
+      expect(await ledger.getPayment(late.id)).toMatchObject({ status: 'captured', orderId: lapsed.id });
+      expect(await item(sale.id)).toMatchObject({ held: 0, sold: 1 });
+      // A voided authorisation is not captured by a confirmation.
+      const voided = await authorise('gus');
+      await ledger.transitionPayment(voided.id, ['authorized'], 'voided', { endedReason: 'sold_out' });
+      const third = await ledger.reserveOrder(newOrder(sale.id, { userId: 'gus' }));
+      await ledger.confirmOrder(third.id, voided.id, { capturedCents: 49_900 });
+      expect((await ledger.getPayment(voided.id))!.status).toBe('voided');
+      await expect(ledger.confirmOrder(third.id, null, { capturedCents: 1 })).rejects.toBeInstanceOf(RangeError);
+    });
+
     test('a confirmed order cannot be released', async () => {
       const sale = await ledger.createSale(saleInput());
       const order = await ledger.reserveOrder(newOrder(sale.id));
