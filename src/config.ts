@@ -23,6 +23,8 @@ export interface Config {
   natsUrl: string | null;
   paymentGateway: 'sandbox' | 'stripe';
   stripeApiKey: string | null;
+  /** The sandbox gateway's simulated round trip (ms); the bench sets 0 to measure Stampede alone. */
+  sandboxLatencyMs: number;
   /** Requests per second per client address; 0 turns the limit off (load tests from one address). */
   ipRateLimit: number;
   trustProxy: boolean;
@@ -114,6 +116,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     natsUrl: url(env, 'NATS_URL', ['nats:', 'tls:']),
     paymentGateway: gateway,
     stripeApiKey: env.STRIPE_API_KEY || null,
+    sandboxLatencyMs: int(env, 'STAMPEDE_SANDBOX_LATENCY_MS', 25, 0, 60_000),
     ipRateLimit: int(env, 'STAMPEDE_IP_RATE_LIMIT', 50, 0, 1_000_000),
     trustProxy: flag(env, 'STAMPEDE_TRUST_PROXY', false),
     captchaSecret: env.STAMPEDE_CAPTCHA_SECRET || null,

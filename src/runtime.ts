@@ -211,7 +211,8 @@ export class Runtime {
 function defaultGateway(config: Readonly<Config>): PaymentGateway {
   const inner = config.paymentGateway === 'stripe'
     ? new StripeGateway({ apiKey: config.stripeApiKey! })
-    : new SandboxGateway();
+    // A card network's round trip is ~25 ms ± 10; at 0 the sandbox answers at once (and without jitter).
+    : new SandboxGateway({ latencyMs: config.sandboxLatencyMs, jitterMs: config.sandboxLatencyMs === 0 ? 0 : 10 });
   // Processors rate-limit (Stripe: ~100/s live, 25/s per endpoint); over budget we wait in line.
   return config.paymentGateway === 'stripe'
     ? new PacedGateway(inner, { shared: { ratePerSec: 90, burst: 20 }, perOperation: { authorize: { ratePerSec: 25, burst: 5 }, capture: { ratePerSec: 25, burst: 5 } } })

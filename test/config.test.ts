@@ -15,7 +15,7 @@ const SECRETS = {
 describe('configuration', () => {
   it('runs with nothing set: embedded defaults, demo mode, made-up secrets named', () => {
     const c = loadConfig({});
-    expect(c).toMatchObject({ port: 3000, redisUrl: null, databaseUrl: null, dataDir: './data', demo: true, redisPrefix: 'stampede', ipRateLimit: 50, paymentGateway: 'sandbox' });
+    expect(c).toMatchObject({ port: 3000, redisUrl: null, databaseUrl: null, dataDir: './data', demo: true, redisPrefix: 'stampede', ipRateLimit: 50, paymentGateway: 'sandbox', sandboxLatencyMs: 25 });
     expect(c.generatedSecrets.sort()).toEqual(['STAMPEDE_ADMIN_TOKEN', 'STAMPEDE_TICKET_SECRET', 'STAMPEDE_USER_JWT_SECRET']);
     // Made up afresh each time, never a fixed default someone could guess.
     expect(loadConfig({}).adminToken).not.toBe(c.adminToken);
@@ -46,6 +46,7 @@ describe('configuration', () => {
     ['STAMPEDE_PAYMENT_GATEWAY', 'paypal', /STAMPEDE_PAYMENT_GATEWAY must be sandbox or stripe/],
     ['STAMPEDE_ADMIN_TOKEN', 'short', /STAMPEDE_ADMIN_TOKEN must be at least 16 characters/],
     ['LOG_LEVEL', 'loud', /LOG_LEVEL is not a pino level/],
+    ['STAMPEDE_SANDBOX_LATENCY_MS', '0.5', /STAMPEDE_SANDBOX_LATENCY_MS must be an integer from 0 to 60000/],
   ])('%s=%s is refused with one line naming it', (name, value, message) => {
     let err: unknown;
     try { loadConfig({ [name]: value }); } catch (e) { err = e; }
