@@ -4,12 +4,18 @@
  */
 import type { NewPayment, Payment, PaymentStatus } from './ledger.js';
 import { PAYMENT_STATUSES, countsByStatus, isUuid, toPayment, type PaymentRow } from './ledger-rows.js';
+import { Batcher } from './batcher.js';
 import type { SqlClient } from './sql-client.js';
 import { PAYMENT_OUTBOX_FROM_P } from './outbox.js';
 
 /** The payments half of the ledger; `SqlLedger` hands its payment methods here. */
 export class PaymentRepository {
-  constructor(private readonly db: SqlClient) {}
+  /** Concurrent look-ups of live authorisations, one statement per sale (every purchase asks). */
+  private readonly lookups: Batcher<string, Payment | null> | null;
+
+  constructor(private readonly db: SqlClient, opts: { batching?: boolean } = {}) {
+    this.lookups = opts.batching ?? true ? new Batcher((saleId, users) => this.liveAuthorizations(saleId, users)) : null;
+  }
 
   /** Inserts the payment as `pending`. */
   async insertPayment(p: NewPayment): Promise<Payment> {
@@ -52,15 +58,22 @@ export class PaymentRepository {
     return rows.length > 0 ? toPayment(rows[0]) : null;
   }
 
+  /** The user's authorisation that is pending or authorised (the newest, should there be two). */
   async liveAuthorization(saleId: string, userId: string): Promise<Payment | null> {
     if (!isUuid(saleId)) return null;
+    if (this.lookups) return this.lookups.submit(saleId, userId);
+    return (await this.liveAuthorizations(saleId, [userId]))[0];
+  }
+
+  private async liveAuthorizations(saleId: string, users: string[]): Promise<Array<Payment | null>> {
     const { rows } = await this.db.query<PaymentRow>(
-      `SELECT * FROM payments
-       WHERE sale_id = $1 AND user_id = $2 AND kind = 'authorization' AND status IN ('pending', 'authorized')
-       ORDER BY created_at DESC, id DESC LIMIT 1`,
-      [saleId, userId],
+      `SELECT DISTINCT ON (user_id) * FROM payments
+       WHERE sale_id = $1 AND user_id = ANY($2::text[]) AND kind = 'authorization' AND status IN ('pending', 'authorized')
+       ORDER BY user_id, created_at DESC, id DESC`,
+      [saleId, [...new Set(users)]],
     );
-    return rows.length > 0 ? toPayment(rows[0]) : null;
+    const byUser = new Map(rows.map((r) => [r.user_id, toPayment(r)]));
+    return users.map((u) => byUser.get(u) ?? null);
   }
 
   async openAuthorizations(opts: { saleId?: string; expiredBefore?: Date; limit: number }): Promise<Payment[]> {

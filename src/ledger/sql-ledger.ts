@@ -49,7 +49,7 @@ export class SqlLedger implements Ledger {
     this.reservations = batching ? new Batcher((_, batch) => this.reserveBatch(batch[0].saleId, batch[0].sku, batch)) : null;
     this.confirmations = batching ? new Batcher((_, batch) => this.confirmBatch(batch)) : null;
     this.sales = new SaleRepository(db);
-    this.payments = new PaymentRepository(db);
+    this.payments = new PaymentRepository(db, { batching: opts.batching });
     this.outbox = new Outbox(db);
   }
 

@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { RedisEngine } from '../../src/engine/redis/redis-engine.js';
+import { REDIS_CLIENT_OPTIONS, RedisEngine } from '../../src/engine/redis/redis-engine.js';
 
 export interface RedisTestEngine {
   engine: RedisEngine;
@@ -17,6 +17,7 @@ export interface RedisTestEngine {
 export async function redisTestEngine(): Promise<RedisTestEngine | null> {
   const url = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
   const redis = new Redis(url, {
+    ...REDIS_CLIENT_OPTIONS,
     lazyConnect: true,
     connectTimeout: 2000,
     maxRetriesPerRequest: 2,
