@@ -5,6 +5,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 
 export interface Served { url: string; pid: number; stop(): Promise<void>; log(): string }
@@ -12,9 +13,24 @@ export interface Served { url: string; pid: number; stop(): Promise<void>; log()
 const tsx = import.meta.resolve('tsx');
 const root = fileURLToPath(new URL('../../../', import.meta.url));
 
+/**
+ * A port nobody holds now, from the kernel. (A random one collided with the load generator's
+ * own ephemeral ports once: EADDRINUSE halfway through a run.)
+ */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const { port } = probe.address() as { port: number };
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
 /** Starts `file` (relative to the repository) with tsx and waits until `readyPath` answers 200. */
 export async function serve(file: string, env: Record<string, string>, readyPath: string, nodeArgs: string[] = []): Promise<Served> {
-  const port = 20_000 + Math.floor(Math.random() * 20_000);
+  const port = await freePort();
   const child: ChildProcess = spawn(process.execPath, [...nodeArgs, '--import', tsx, file], {
     cwd: root, env: { ...process.env, ...env, PORT: String(port), HOST: '127.0.0.1' }, stdio: ['ignore', 'pipe', 'pipe'],
   });
