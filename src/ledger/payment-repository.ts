@@ -8,49 +8,124 @@ import { Batcher } from './batcher.js';
 import type { SqlClient } from './sql-client.js';
 import { PAYMENT_OUTBOX_FROM_P } from './outbox.js';
 
+interface Transition {
+  id: string;
+  from: PaymentStatus[];
+  to: PaymentStatus;
+  gatewayRef?: string;
+  capturedCents?: number;
+  orderId?: string;
+  endedReason?: string;
+}
+
 /** The payments half of the ledger; `SqlLedger` hands its payment methods here. */
 export class PaymentRepository {
-  /** Concurrent look-ups of live authorisations, one statement per sale (every purchase asks). */
+  // Concurrent calls go together, one statement each (see batcher.ts): every shopper
+  // pre-authorises while waiting and every loser's authorisation is voided at the sell-out, so
+  // these come in crowds. Off inside a transaction.
   private readonly lookups: Batcher<string, Payment | null> | null;
+  private readonly inserts: Batcher<NewPayment, Payment> | null;
+  private readonly transitions: Batcher<Transition, Payment | null> | null;
 
   constructor(private readonly db: SqlClient, opts: { batching?: boolean } = {}) {
-    this.lookups = opts.batching ?? true ? new Batcher((saleId, users) => this.liveAuthorizations(saleId, users)) : null;
+    const batching = opts.batching ?? true;
+    this.lookups = batching ? new Batcher((saleId, users) => this.liveAuthorizations(saleId, users)) : null;
+    this.inserts = batching ? new Batcher((_, batch) => this.insertBatch(batch)) : null;
+    this.transitions = batching ? new Batcher((_, batch) => this.transitionBatch(batch)) : null;
   }
 
   /** Inserts the payment as `pending`. */
-  async insertPayment(p: NewPayment): Promise<Payment> {
-    const { rows } = await this.db.query<PaymentRow>(
-      `INSERT INTO payments (id, sale_id, user_id, ticket_place, order_id, kind, gateway, amount_cents, currency, status, expires_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending', $10)
-       RETURNING *`,
-      [p.id, p.saleId, p.userId, p.ticketPlace, p.orderId, p.kind, p.gateway, p.amountCents, p.currency, p.expiresAt],
-    );
-    return toPayment(rows[0]);
+  insertPayment(p: NewPayment): Promise<Payment> {
+    return this.inserts ? this.inserts.submit('', p) : this.insertOne(p);
   }
 
-  /** Also writes `payment.<to>` to the outbox when the transition happens. */
-  async transitionPayment(
+  /** Also writes `payment.<to>` to the outbox when the transition happens (compare-and-set on `from`). */
+  transitionPayment(
     id: string,
     from: PaymentStatus[],
     to: PaymentStatus,
     fields: { gatewayRef?: string; capturedCents?: number; orderId?: string; endedReason?: string } = {},
   ): Promise<Payment | null> {
-    // One statement, its event included: no conversation while the row is locked.
-    const { rows } = await this.db.query<PaymentRow>(
-      `WITH p AS (
-         UPDATE payments SET status = $3,
-           gateway_ref = COALESCE($4, gateway_ref),
-           captured_cents = COALESCE($5, captured_cents),
-           order_id = COALESCE($6, order_id),
-           ended_reason = COALESCE($7, ended_reason),
-           updated_at = now()
-         WHERE id = $1 AND status = ANY($2::text[])
-         RETURNING *
-       ), e AS (${PAYMENT_OUTBOX_FROM_P})
-       SELECT * FROM p`,
-      [id, from, to, fields.gatewayRef ?? null, fields.capturedCents ?? null, fields.orderId ?? null, fields.endedReason ?? null],
-    );
-    return rows.length > 0 ? toPayment(rows[0]) : null;
+    const t: Transition = { id, from, to, ...fields };
+    return this.transitions ? this.transitions.submit('', t) : this.transitionOne(t);
+  }
+
+  private async insertOne(p: NewPayment): Promise<Payment> {
+    const [result] = await this.insertBatch([p]);
+    if (result instanceof Error) throw result;
+    return result;
+  }
+
+  /** One INSERT for the batch; should one row conflict (a second live authorisation), each goes again alone. */
+  private async insertBatch(batch: NewPayment[]): Promise<Array<Payment | Error>> {
+    let rows: PaymentRow[];
+    try {
+      ({ rows } = await this.db.query<PaymentRow>(
+        `INSERT INTO payments (id, sale_id, user_id, ticket_place, order_id, kind, gateway, amount_cents, currency, status, expires_at)
+         SELECT id, sale_id, user_id, ticket_place, order_id, kind, gateway, amount_cents, currency, 'pending', expires_at
+         FROM unnest($1::text[], $2::uuid[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::bigint[], $9::text[], $10::timestamptz[])
+           AS r(id, sale_id, user_id, ticket_place, order_id, kind, gateway, amount_cents, currency, expires_at)
+         RETURNING *`,
+        [batch.map((p) => p.id), batch.map((p) => p.saleId), batch.map((p) => p.userId), batch.map((p) => p.ticketPlace),
+          batch.map((p) => p.orderId), batch.map((p) => p.kind), batch.map((p) => p.gateway), batch.map((p) => p.amountCents),
+          batch.map((p) => p.currency), batch.map((p) => p.expiresAt)],
+      ));
+    } catch (err) {
+      if (batch.length === 1) return [err as Error];
+      const out: Array<Payment | Error> = [];
+      for (const p of batch) out.push((await this.insertBatch([p]))[0]);
+      return out;
+    }
+    const byId = new Map(rows.map((r) => [r.id, toPayment(r)]));
+    return batch.map((p) => byId.get(p.id) ?? new Error(`payment ${p.id} missing from its batch`));
+  }
+
+  private async transitionOne(t: Transition): Promise<Payment | null> {
+    const [result] = await this.transitionBatch([t]);
+    if (result instanceof Error) throw result;
+    return result;
+  }
+
+  /**
+   * Transitions in one statement, each a compare-and-set, each with its event. Two for the
+   * same payment (a capture racing a void) never share a statement: the later goes in the
+   * next one, so it sees the first's outcome exactly as if they had come one after the other.
+   */
+  private async transitionBatch(batch: Transition[]): Promise<Array<Payment | null | Error>> {
+    const seen = new Set<string>();
+    const now: Transition[] = [];
+    const later: Transition[] = [];
+    for (const t of batch) (seen.has(t.id) ? later : (seen.add(t.id), now)).push(t);
+    let rows: PaymentRow[];
+    try {
+      ({ rows } = await this.db.query<PaymentRow>(
+        `WITH r AS (
+           SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::text[])
+             AS r(id, from_statuses, status, gateway_ref, captured_cents, order_id, ended_reason)
+         ), p AS (
+           UPDATE payments SET status = r.status,
+             gateway_ref = COALESCE(r.gateway_ref, payments.gateway_ref),
+             captured_cents = COALESCE(r.captured_cents, payments.captured_cents),
+             order_id = COALESCE(r.order_id, payments.order_id),
+             ended_reason = COALESCE(r.ended_reason, payments.ended_reason),
+             updated_at = now()
+           FROM r WHERE payments.id = r.id AND payments.status = ANY(string_to_array(r.from_statuses, ','))
+           RETURNING payments.*
+         ), e AS (${PAYMENT_OUTBOX_FROM_P})
+         SELECT * FROM p`,
+        [now.map((t) => t.id), now.map((t) => t.from.join(',')), now.map((t) => t.to), now.map((t) => t.gatewayRef ?? null),
+          now.map((t) => t.capturedCents ?? null), now.map((t) => t.orderId ?? null), now.map((t) => t.endedReason ?? null)],
+      ));
+    } catch (err) {
+      if (batch.length === 1) throw err;
+      const out: Array<Payment | null | Error> = [];
+      for (const t of batch) out.push(await this.transitionOne(t).catch((e: Error) => e));
+      return out;
+    }
+    const byId = new Map(rows.map((r) => [r.id, toPayment(r)]));
+    const answers = new Map<Transition, Payment | null | Error>(now.map((t) => [t, byId.get(t.id) ?? null]));
+    if (later.length > 0) (await this.transitionBatch(later)).forEach((a, i) => answers.set(later[i], a));
+    return batch.map((t) => answers.get(t)!);
   }
 
   async getPayment(id: string): Promise<Payment | null> {

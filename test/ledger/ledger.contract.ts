@@ -317,6 +317,42 @@ export function ledgerContract(name: string, open: () => Promise<LedgerFixture |
       expect(await ledger.getPayment('nope')).toBeNull();
     });
 
+    test('a crowd of inserts and transitions lands as if one by one: races on one payment still have one winner', async () => {
+      const sale = await ledger.createSale(saleInput());
+      // 40 shoppers pre-authorise at once; one of them twice (a second live authorisation is refused).
+      const asks = Array.from({ length: 40 }, (_, i) => newAuth(sale.id, { userId: `crowd-${i}` }));
+      asks.splice(20, 0, newAuth(sale.id, { userId: 'crowd-7' }));
+      const inserted = await Promise.allSettled(asks.map((a) => ledger.insertPayment(a)));
+      expect(inserted.filter((r) => r.status === 'rejected')).toHaveLength(1);
+      const auths = inserted.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+      expect(auths).toHaveLength(40);
+
+      // All authorised at once; then for each, a capture and a void race, and a late second void follows.
+      const authorised = await Promise.all(auths.map((a) => ledger.transitionPayment(a.id, ['pending'], 'authorized', { gatewayRef: `ref-${a.id}` })));
+      expect(authorised.every((a) => a?.status === 'authorized')).toBe(true);
+      const raced = await Promise.all(auths.flatMap((a) => [
+        ledger.transitionPayment(a.id, ['authorized'], 'captured', { capturedCents: 49_900, endedReason: 'captured' }),
+        ledger.transitionPayment(a.id, ['authorized'], 'voided', { endedReason: 'sold_out' }),
+        ledger.transitionPayment(a.id, ['authorized'], 'voided', { endedReason: 'late' }),
+      ]));
+      for (let i = 0; i < auths.length; i++) {
+        const answers = raced.slice(3 * i, 3 * i + 3);
+        expect(answers.filter((a) => a !== null)).toHaveLength(1);
+        const final = (await ledger.getPayment(auths[i].id))!;
+        expect(final.status).toBe(answers.find((a) => a)!.status);
+        expect(final.gatewayRef).toBe(`ref-${auths[i].id}`);
+      }
+      // And a chain submitted at once runs in order: pending → authorized → captured, both succeed.
+      const chain = await ledger.insertPayment(newAuth(sale.id, { userId: 'chain' }));
+      const [a, b] = await Promise.all([
+        ledger.transitionPayment(chain.id, ['pending'], 'authorized', { gatewayRef: 'ch' }),
+        ledger.transitionPayment(chain.id, ['authorized'], 'captured', { capturedCents: 100 }),
+      ]);
+      expect([a?.status, b?.status]).toEqual(['authorized', 'captured']);
+      const events = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM outbox WHERE payload->>'sale_id' = $1 AND topic LIKE 'payment.%'`, [sale.id]);
+      expect(events.rows[0].n).toBe(40 + 40 + 2);
+    });
+
     test('live and open authorisations, and payment counts', async () => {
       const sale = await ledger.createSale(saleInput());
       const first = await ledger.insertPayment(newAuth(sale.id));
