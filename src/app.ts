@@ -48,13 +48,18 @@ export async function buildApp(runtime: Runtime, opts: { logger?: FastifyBaseLog
     done();
   });
 
+  // prom-client hashes a label object on every call; refusals are most of a drop's traffic.
+  const refusals = new Map<string, ReturnType<typeof runtime.metrics.rejections.labels>>();
   app.setErrorHandler((err: any, req, reply) => {
     if (err instanceof StampedeError) {
       if (err.retryAfter !== undefined) reply.header('retry-after', String(err.retryAfter));
       const sale = (req.params as { id?: string } | undefined)?.id;
       // Only sales this node watches: refusals on made-up ids must not grow the label set.
       if (sale && err.status !== 404 && runtime.monitor.get(sale)) {
-        runtime.metrics.rejections.labels({ sale, code: err.code }).inc();
+        const key = `${sale} ${err.code}`;
+        let counter = refusals.get(key);
+        if (!counter) refusals.set(key, (counter = runtime.metrics.rejections.labels({ sale, code: err.code })));
+        counter.inc();
         rejections.set(req, err.code);
       }
       const { field, ...top } = err.extra ?? {};

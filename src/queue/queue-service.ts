@@ -132,11 +132,9 @@ export class QueueService {
     if (ticket.epoch !== snap.epoch) throw new StampedeError('QUEUE_RESTARTED');
     const now = this.clock.now();
     const place = ticket.place > 0 || !snap.drawn ? ticket.place : await this.placeOf(ticket);
-    let remaining = 0;
-    for (const n of Object.values(snap.remaining)) remaining += n;
     const base = {
-      sale_status: live.status, place: place || null, inventory_remaining: remaining, watermark: snap.watermark,
-      starts_at: sale.startsAt.toISOString(), server_time: new Date(now).toISOString(),
+      sale_status: live.status, place: place || null, inventory_remaining: totalRemaining(snap), watermark: snap.watermark,
+      starts_at: isoOf(sale.startsAt), server_time: isoAt(now),
     };
     const done = (status: TicketStatus): TicketView => ({ ...base, status, position: null, estimated_wait_sec: null });
 
@@ -163,4 +161,31 @@ export class QueueService {
     const eta = ahead === null ? Math.ceil(untilStart + snap.prequeued / (2 * rate)) : Math.ceil(untilStart + ahead / rate);
     return { ...base, status: 'waiting', position: ahead, estimated_wait_sec: eta };
   }
+}
+
+// A status poll is the most frequent request of a drop; these parts of its answer change
+// rarely (per snapshot, per sale) or are shared by every poll in the same millisecond.
+const remainingOf = new WeakMap<LiveSale['snapshot'], number>();
+function totalRemaining(snap: LiveSale['snapshot']): number {
+  let total = remainingOf.get(snap);
+  if (total === undefined) {
+    total = 0;
+    for (const n of Object.values(snap.remaining)) total += n;
+    remainingOf.set(snap, total);
+  }
+  return total;
+}
+
+const isoOfDate = new WeakMap<Date, string>();
+function isoOf(d: Date): string {
+  let iso = isoOfDate.get(d);
+  if (iso === undefined) isoOfDate.set(d, (iso = d.toISOString()));
+  return iso;
+}
+
+let lastMs = NaN;
+let lastIso = '';
+function isoAt(ms: number): string {
+  if (ms !== lastMs) { lastMs = ms; lastIso = new Date(ms).toISOString(); }
+  return lastIso;
 }
