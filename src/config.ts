@@ -28,6 +28,8 @@ export interface Config {
   /** Requests per second per client address; 0 turns the limit off (load tests from one address). */
   ipRateLimit: number;
   trustProxy: boolean;
+  /** Client connections held at once; null: the file limit less a reserve (see fd-limit.ts). */
+  maxConnections: number | null;
   /** Secret of the CAPTCHA provider a sale may ask for (`bot_protection.captcha`). */
   captchaSecret: string | null;
   /** Another siteverify endpoint (a regional one, or a stand-in in tests). */
@@ -119,6 +121,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     sandboxLatencyMs: int(env, 'STAMPEDE_SANDBOX_LATENCY_MS', 25, 0, 60_000),
     ipRateLimit: int(env, 'STAMPEDE_IP_RATE_LIMIT', 50, 0, 1_000_000),
     trustProxy: flag(env, 'STAMPEDE_TRUST_PROXY', false),
+    maxConnections: env.STAMPEDE_MAX_CONNECTIONS ? int(env, 'STAMPEDE_MAX_CONNECTIONS', 0, 1, 10_000_000) : null,
     captchaSecret: env.STAMPEDE_CAPTCHA_SECRET || null,
     captchaVerifyUrl: url(env, 'STAMPEDE_CAPTCHA_VERIFY_URL', ['http:', 'https:']),
     logLevel,

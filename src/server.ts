@@ -6,6 +6,7 @@ import closeWithGrace from 'close-with-grace';
 import pino from 'pino';
 import { buildApp } from './app.js';
 import { ConfigError, loadConfig } from './config.js';
+import { connectionCap } from './fd-limit.js';
 import { Runtime } from './runtime.js';
 import { seedDemoSale } from './sales/demo-sale.js';
 
@@ -41,10 +42,12 @@ async function main() {
     await runtime.close();
   });
 
+  const cap = connectionCap(config.maxConnections);
+  if (cap !== null) app.server.maxConnections = cap;
   // A deep accept backlog: at the opening second thousands connect at once.
   await app.listen({ port: config.port, host: config.host, backlog: 4096 });
   const local = `http://localhost:${(app.server.address() as { port: number }).port}`;
-  log.info({ engine: runtime.engine.kind, ledger: runtime.ledger.kind }, `Stampede is up: shop ${local}/  admin ${local}/admin  API ${local}/docs/openapi.json`);
+  log.info({ engine: runtime.engine.kind, ledger: runtime.ledger.kind, maxConnections: cap }, `Stampede is up: shop ${local}/  admin ${local}/admin  API ${local}/docs/openapi.json`);
   if (config.generatedSecrets.includes('STAMPEDE_ADMIN_TOKEN')) log.info(`demo admin token (this run only): ${config.adminToken}`);
 }
 

@@ -2,9 +2,14 @@
  * Configuration (SPEC §5): every wrong value stops the server with one line naming the variable;
  * demo mode makes up missing secrets and says which; production refuses to start without them.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../src/config.js';
+import { connectionCap } from '../src/fd-limit.js';
 
 const SECRETS = {
   STAMPEDE_ADMIN_TOKEN: 'admin-token-0123456789',
@@ -67,4 +72,59 @@ describe('configuration', () => {
     expect(run.status).toBe(78);
     expect(run.stderr.trim()).toBe('stampede: configuration error: PORT must be an integer from 0 to 65535, got "eighty"');
   }, 40_000);
+});
+
+describe('connection cap', () => {
+  it('is the configured figure, else the file limit less a reserve, never below 64', () => {
+    expect(connectionCap(500, { soft: 20_000, hard: 20_000 })).toBe(500);
+    expect(connectionCap(null, { soft: 20_000, hard: 20_000 })).toBe(18_976);
+    expect(connectionCap(null, { soft: 256, hard: 4096 })).toBe(64);
+    expect(connectionCap(null, { soft: Infinity, hard: Infinity })).toBeNull();
+    expect(connectionCap(null, null)).toBeNull();
+    expect(loadConfig({ STAMPEDE_MAX_CONNECTIONS: '3' }).maxConnections).toBe(3);
+    expect(loadConfig({}).maxConnections).toBeNull();
+    expect(() => loadConfig({ STAMPEDE_MAX_CONNECTIONS: '0' })).toThrow(/STAMPEDE_MAX_CONNECTIONS must be an integer from 1/);
+  });
+
+  it('a node at its cap closes a new connection at once and serves again when one frees', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'stampede-cap-'));
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+      env: { ...process.env, PORT: '0', HOST: '127.0.0.1', STAMPEDE_MAX_CONNECTIONS: '3', STAMPEDE_DATA_DIR: dir, STAMPEDE_DEMO: '0', LOG_LEVEL: 'info' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    try {
+      const up = await new Promise<{ port: number; cap: number }>((resolve, reject) => {
+        let out = '';
+        child.stdout!.on('data', (b: Buffer) => {
+          out += b.toString();
+          const line = out.split('\n').find((l) => l.includes('Stampede is up'));
+          if (line) { const j = JSON.parse(line); resolve({ port: Number(/localhost:(\d+)/.exec(j.msg)![1]), cap: j.maxConnections }); }
+        });
+        child.on('exit', (code) => reject(new Error(`server exited ${code}: ${out}`)));
+      });
+      expect(up.cap).toBe(3);
+      // Three clients hold a kept-alive connection each, having been answered once.
+      const ask = (s: Socket) => new Promise<string>((resolve) => {
+        s.once('data', (b) => resolve(b.toString().split('\r\n')[0]));
+        s.once('close', () => resolve('closed'));
+        s.write('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n');
+      });
+      const open = () => new Promise<Socket>((resolve) => { const s = connect(up.port, '127.0.0.1', () => resolve(s)); });
+      const held = [await open(), await open(), await open()];
+      for (const s of held) expect(await ask(s)).toBe('HTTP/1.1 200 OK');
+      // A fourth is closed without an answer; the others keep working.
+      expect(await ask(await open())).toBe('closed');
+      expect(await ask(held[0])).toBe('HTTP/1.1 200 OK');
+      // One leaves: a newcomer is served.
+      held[2].destroy();
+      await new Promise((r) => setTimeout(r, 200));
+      const late = await open();
+      expect(await ask(late)).toBe('HTTP/1.1 200 OK');
+      for (const s of [...held, late]) s.destroy();
+    } finally {
+      child.kill('SIGTERM');
+      await new Promise((r) => child.once('exit', r));
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
 });

@@ -28,3 +28,18 @@ export function fileLimitHint(needed: number, command: string): string | null {
     : `the hard limit is ${limit.hard}, so raising it needs root (or CAP_SYS_RESOURCE), e.g. in /etc/security/limits.conf or the container's --ulimit nofile=200000`;
   return `this process may open ${limit.soft} files but wants about ${needed}; ${raise}`;
 }
+
+/** Files a node keeps for itself beyond client sockets: PGlite's files, pools, logs. */
+const RESERVED_FILES = 1024;
+
+/**
+ * How many client connections a node accepts at once: `configured`, or else what the file
+ * limit leaves after a reserve. Past it, a new connection is closed at once (the client
+ * retries) instead of taking the last file the ledger needs: out of files, PGlite fails for
+ * good. Null: no limit known (no /proc) and none configured.
+ */
+export function connectionCap(configured: number | null, limit: FileLimit | null = fileLimit()): number | null {
+  if (configured !== null) return configured;
+  if (!limit || !Number.isFinite(limit.soft)) return null;
+  return Math.max(64, limit.soft - RESERVED_FILES);
+}
