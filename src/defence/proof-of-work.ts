@@ -51,8 +51,6 @@ export interface PowVerified {
   issuedAt: number;
 }
 
-/** The difficulty sales get unless they choose one (≈20,000 hashes on average). */
-export const DEFAULT_POW_DIFFICULTY = 4;
 /** Beyond this a phone would take minutes; the sale validator should refuse more. */
 export const MAX_POW_DIFFICULTY = 16;
 const BASE_MAX_NUMBER = 5_000;

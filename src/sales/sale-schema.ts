@@ -48,6 +48,7 @@ export type CreateSaleBody = Static<typeof CreateSaleBody>;
 export const PatchSaleBody = Type.Partial(Type.Object(saleFields), { additionalProperties: false, minProperties: 1 });
 export type PatchSaleBody = Static<typeof PatchSaleBody>;
 
+/** The proof-of-work difficulty a sale gets unless it chooses one: up to 20,000 hashes, ≈10,000 on average. */
 export const DEFAULT_POW_DIFFICULTY = 3;
 
 const invalid = (message: string, field: string, code: 'INVALID_SALE' = 'INVALID_SALE') =>

@@ -1,12 +1,12 @@
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { MemoryEngine } from '../../src/engine/memory/memory-engine.js';
 import {
-  DEFAULT_POW_DIFFICULTY,
   maxNumberFor,
   ProofOfWork,
   solveChallenge,
   type PowChallenge,
 } from '../../src/defence/proof-of-work.js';
+import { DEFAULT_POW_DIFFICULTY } from '../../src/sales/sale-schema.js';
 import { redisTestEngine } from '../support/redis.js';
 
 const HMAC_KEY = 'test-pow-key';
@@ -30,7 +30,7 @@ afterEach(() => {
 describe('proof-of-work challenges', () => {
   it('issues an ALTCHA-shaped challenge bound to the sale, expiring', async () => {
     const { pow } = setup();
-    const c = (await pow.challenge('sale-1', DEFAULT_POW_DIFFICULTY))!;
+    const c = (await pow.challenge('sale-1', 4))!;
     expect(Object.keys(c).sort()).toEqual(['algorithm', 'challenge', 'maxnumber', 'salt', 'signature']);
     expect(c.algorithm).toBe('SHA-256');
     expect(c.maxnumber).toBe(40_000);
