@@ -45,7 +45,8 @@ export function orderView(o: Order): OrderView {
   };
 }
 
-const soldOut = () => new StampedeError('SOLD_OUT', undefined, { extra: { status: 'sold_out' } });
+/** The answer every loser gets: 409 `{status: 'sold_out', error: {code: 'SOLD_OUT'}}`. */
+export const soldOut = () => new StampedeError('SOLD_OUT', undefined, { extra: { status: 'sold_out' } });
 
 export class CheckoutService {
   constructor(

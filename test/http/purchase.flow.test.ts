@@ -59,4 +59,35 @@ describeStacks('a shopper enters, is admitted and buys', (kind) => {
     const fresh = await s.app.inject({ method: 'POST', url: `/api/flash-sales/${sale.id}/purchase`, headers: { ...user.headers, 'idempotency-key': randomUUID() }, payload: { ticket: ticket.queue_ticket, sku: 'phone' } });
     expect([fresh.statusCode, fresh.json().error.code]).toEqual([429, 'RATE_LIMITED']);
   });
+
+  it('once sold out, losers are told before their body is read; the buyer still gets their order back; no token is still 401', async (ctx) => {
+    if (!stack) return ctx.skip();
+    const s = stack;
+    const sale = await createSale(s, { items: [{ sku: 'phone', name: 'Phone', price_cents: 100, currency: 'EUR', quantity: 1, per_user_limit: 1 }] });
+    const [buyer, loser] = [await userToken(s), await userToken(s)];
+    const tickets = [await enter(s, sale.id, buyer), await enter(s, sale.id, loser)];
+    await admitEveryone(s, sale.id);
+    const buy = (user: typeof buyer, payload: unknown, key = 'k-1', headers: Record<string, string> = {}) => s.app.inject({
+      method: 'POST', url: `/api/flash-sales/${sale.id}/purchase`, headers: { ...user.headers, 'idempotency-key': key, ...headers }, payload: payload as object,
+    });
+    const won = await buy(buyer, { ticket: tickets[0].queue_ticket, sku: 'phone', payment_token: 'tok_visa' });
+    expect(won.statusCode).toBe(201);
+    await s.runtime.monitor.refresh(sale.id);
+    expect(s.runtime.monitor.get(sale.id)?.status).toBe('sold_out');
+
+    // Valid, malformed and unparsable bodies alike: 409 sold_out, in the one error shape.
+    for (const payload of [{ ticket: tickets[1].queue_ticket, sku: 'phone' }, { nonsense: true }]) {
+      const r = await buy(loser, payload);
+      expect([r.statusCode, r.json()]).toEqual([409, { status: 'sold_out', error: { code: 'SOLD_OUT', message: expect.any(String) } }]);
+    }
+    const garbled = await s.app.inject({ method: 'POST', url: `/api/flash-sales/${sale.id}/purchase`, headers: { ...loser.headers, 'content-type': 'application/json', 'idempotency-key': 'x' }, payload: '{not json' });
+    expect([garbled.statusCode, garbled.json().error.code]).toEqual([409, 'SOLD_OUT']);
+    // The winner replaying their key is not a loser: same order back.
+    await new Promise((r) => setTimeout(r, 1100));
+    const replay = await buy(buyer, { ticket: tickets[0].queue_ticket, sku: 'phone', payment_token: 'tok_visa' });
+    expect([replay.statusCode, replay.json().order_id]).toEqual([201, won.json().order_id]);
+    // Who asks still has to say who they are.
+    const anonymous = await s.app.inject({ method: 'POST', url: `/api/flash-sales/${sale.id}/purchase`, headers: { 'idempotency-key': 'y' }, payload: { ticket: 't', sku: 'phone' } });
+    expect([anonymous.statusCode, anonymous.json().error.code]).toEqual([401, 'UNAUTHENTICATED']);
+  });
 });
