@@ -109,7 +109,8 @@ describe('connection cap', () => {
         s.once('close', () => resolve('closed'));
         s.write('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n');
       });
-      const open = () => new Promise<Socket>((resolve) => { const s = connect(up.port, '127.0.0.1', () => resolve(s)); });
+      // A connection the node closes may reset: that is the answer here, not an error.
+      const open = () => new Promise<Socket>((resolve) => { const s = connect(up.port, '127.0.0.1', () => resolve(s)); s.on('error', () => {}); });
       const held = [await open(), await open(), await open()];
       for (const s of held) expect(await ask(s)).toBe('HTTP/1.1 200 OK');
       // A fourth is closed without an answer; the others keep working.
