@@ -13,6 +13,7 @@ import { LedgerOversellError, type Ledger, type Order } from '../ledger/ledger.j
 import type { PaymentService } from '../payments/payment-service.js';
 import type { QueueService } from '../queue/queue-service.js';
 import type { SaleMonitor } from '../queue/sale-monitor.js';
+import type { Ticket } from '../queue/ticket.js';
 import type { SaleService } from '../sales/sale-service.js';
 
 export interface PurchaseRequest {
@@ -61,11 +62,8 @@ export class CheckoutService {
   ) {}
 
   async purchase(req: PurchaseRequest): Promise<OrderView> {
-    const ticket = this.queue.verify(req.saleId, req.ticket, req.userId);
     this.refuseIfSoldOut(req.saleId, req.userId, req.sku);
-    if (ticket.shadow) throw new StampedeError('NOT_ADMITTED');
-    const live = this.monitor.get(req.saleId);
-    if (live && ticket.epoch !== live.snapshot.epoch) throw new StampedeError('QUEUE_RESTARTED');
+    const ticket = this.screen(req.saleId, req.ticket, req.userId);
 
     const place = await this.queue.placeOf(ticket);
     let result;
@@ -112,6 +110,19 @@ export class CheckoutService {
   refuseIfSoldOut(saleId: string, userId: string, sku: string): void {
     const live = this.monitor.get(saleId);
     if (live?.soldOutSkus.has(sku) && !live.buyers.has(userId) && live.status !== 'ended' && live.status !== 'cancelled') throw soldOut();
+  }
+
+  /**
+   * What can be refused without the engine, the ledger or a rate limit: a forged, foreign or
+   * stale ticket, and a shadow one (a flagged bot, told it is not admitted — as a waiting
+   * shopper would be). Bots hammer purchase; this keeps them off Redis.
+   */
+  screen(saleId: string, token: string, userId: string): Ticket {
+    const ticket = this.queue.verify(saleId, token, userId);
+    if (ticket.shadow) throw new StampedeError('NOT_ADMITTED');
+    const live = this.monitor.get(saleId);
+    if (live && ticket.epoch !== live.snapshot.epoch) throw new StampedeError('QUEUE_RESTARTED');
+    return ticket;
   }
 
   /** Pays a reserved order later (`POST /api/orders/{id}/pay`). */

@@ -57,8 +57,10 @@ export async function checkoutRoutes(app: App) {
     const key = req.headers['idempotency-key'];
     if (!key) throw new StampedeError('IDEMPOTENCY_KEY_REQUIRED');
     const userId = await runtime.auth.user(req.headers.authorization);
-    // A sold-out answer costs next to nothing, so it is given before the (shared) rate limit.
+    // A sold-out answer, and a refusal of a bad or shadow ticket, cost next to nothing: given
+    // before the (shared, Redis) rate limit.
     runtime.checkout.refuseIfSoldOut(req.params.id, userId, req.body.sku);
+    runtime.checkout.screen(req.params.id, req.body.ticket, userId);
     // A retry of a key this node has seen is answered (the first answer) without spending the
     // rate limit: a double click must not turn into a 429.
     const seen = `${req.params.id}|${userId}|${key}`;

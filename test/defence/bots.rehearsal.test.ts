@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { solveChallenge } from '../../src/defence/proof-of-work.js';
-import { adminHeaders, createSale, describeStacks, openStack, userToken, type Stack } from '../support/stack.js';
+import { adminHeaders, admitEveryone, createSale, describeStacks, openStack, userToken, type Stack } from '../support/stack.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const FAST_ENTRY_MS = 1500;
@@ -96,4 +96,38 @@ describeStacks('bot defence in a drop', (kind) => {
     expect(limited[0].json().error.code).toBe('RATE_LIMITED');
     expect(Number(limited[0].headers['retry-after'])).toBeGreaterThanOrEqual(1);
   }, 30_000);
+});
+
+describeStacks('a shadowed bot hammering purchase', (kind) => {
+  let stack: Stack | null;
+  // Every fingerprint is over its limit at once here: whoever sends one gets a shadow place.
+  beforeAll(async () => { stack = await openStack(kind, { botSignals: { maxAccountsPerFingerprint: 0 } }); });
+  afterAll(async () => { await stack?.close(); });
+
+  it('is told NOT_ADMITTED every time, before the rate limit, and never buys', async (ctx) => {
+    if (!stack) return ctx.skip();
+    const s = stack;
+    const sale = await createSale(s);
+    const bot = await userToken(s);
+    const entered = await s.app.inject({ method: 'POST', url: `/api/flash-sales/${sale.id}/enter-queue`, headers: bot.headers, payload: { fingerprint: 'farm-1' } });
+    expect(entered.statusCode).toBe(200);
+    await admitEveryone(s, sale.id);
+    // Ten fresh keys inside a second: past the per-user purchase limit (1/s), yet no 429 —
+    // the shadow ticket is refused before the limit is spent, so a farm costs no Redis calls.
+    const answers = await Promise.all(Array.from({ length: 10 }, () => s.app.inject({
+      method: 'POST', url: `/api/flash-sales/${sale.id}/purchase`, headers: { ...bot.headers, 'idempotency-key': randomUUID() },
+      payload: { ticket: entered.json().queue_ticket, sku: 'phone', payment_token: 'tok_visa' },
+    })));
+    expect(answers.map((r) => `${r.statusCode} ${r.json().error?.code}`)).toEqual(Array(10).fill('403 NOT_ADMITTED'));
+    expect(await s.ledger.orderCounts(sale.id)).toMatchObject({ reserved: 0, confirmed: 0 });
+    // A real shopper next to it is still limited as before: one purchase attempt per second.
+    const human = await userToken(s);
+    const ticket = (await s.app.inject({ method: 'POST', url: `/api/flash-sales/${sale.id}/enter-queue`, headers: human.headers, payload: {} })).json().queue_ticket;
+    await admitEveryone(s, sale.id);
+    const tries = [];
+    for (let i = 0; i < 2; i++) {
+      tries.push(await s.app.inject({ method: 'POST', url: `/api/flash-sales/${sale.id}/purchase`, headers: { ...human.headers, 'idempotency-key': randomUUID() }, payload: { ticket, sku: 'phone', quantity: 1 } }));
+    }
+    expect(tries.map((r) => r.statusCode)).toEqual([201, 429]);
+  });
 });
