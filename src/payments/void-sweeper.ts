@@ -4,26 +4,43 @@
  * users who still hold stock are spared while they do — their capture may be in flight.
  */
 import type { Ledger } from '../ledger/ledger.js';
-import type { SaleMonitor } from '../queue/sale-monitor.js';
+import type { LiveSale, SaleMonitor } from '../queue/sale-monitor.js';
 import type { PaymentService } from './payment-service.js';
 
+/**
+ * How long after a buyer's hold appears in the engine their authorisation is spared even
+ * without a reserved order in the ledger: the order is written just after the hold, and a
+ * sweep that falls in between must not void a card about to be captured.
+ */
+export const HOLD_RECORD_GRACE_MS = 30_000;
+
 export class VoidSweeper {
-  constructor(private readonly ledger: Ledger, private readonly monitor: SaleMonitor, private readonly payments: PaymentService) {}
+  constructor(
+    private readonly ledger: Ledger,
+    private readonly monitor: SaleMonitor,
+    private readonly payments: PaymentService,
+    private readonly graceMs = HOLD_RECORD_GRACE_MS,
+  ) {}
 
   async sweep(): Promise<number> {
     let voided = 0;
     for (const saleId of this.monitor.watched()) {
-      const live = this.monitor.get(saleId);
+      // Fresh from the engine: a hold taken just before this sweep must be seen by it.
+      const live = (await this.monitor.refresh(saleId)) ?? this.monitor.get(saleId);
       if (!live || live.status === 'open' || live.status === 'scheduled') continue;
-      const holders = live.status === 'sold_out' ? await this.holders(saleId) : new Set<string>();
+      const holders = live.status === 'sold_out' ? await this.holders(saleId, live) : new Set<string>();
       voided += await this.payments.voidOpen({ saleId, reason: live.status, keep: (p) => holders.has(p.userId) });
     }
     voided += await this.payments.voidOpen({ reason: 'cap' });
     return voided;
   }
 
-  private async holders(saleId: string): Promise<Set<string>> {
+  /** Users whose capture may still come: a reserved order in the ledger, or a hold too new to be recorded yet. */
+  private async holders(saleId: string, live: LiveSale): Promise<Set<string>> {
     const reserved = await this.ledger.listOrders(saleId, { status: 'reserved', limit: 100_000 });
-    return new Set(reserved.map((o) => o.userId));
+    const holders = new Set(reserved.map((o) => o.userId));
+    const recent = Date.now() - this.graceMs;
+    for (const [user, at] of live.firstHeldAt) if (at > recent) holders.add(user);
+    return holders;
   }
 }

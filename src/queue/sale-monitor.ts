@@ -17,6 +17,8 @@ export interface LiveSale {
   drainPerSec: number;
   /** Users who took a hold: the sold-out fast path must not answer them (they may be replaying). */
   buyers: Set<string>;
+  /** When this node first saw each buyer (Date.now()): a hold is in the engine before its order is in the ledger. */
+  firstHeldAt: Map<string, number>;
   soldOutSkus: Set<string>;
 }
 
@@ -110,11 +112,15 @@ export class SaleMonitor extends EventEmitter<SaleMonitorEvents> {
     this.clock.observe(snap.now, localAt);
 
     const buyers = prev?.buyers ?? new Set<string>();
-    for (const user of snap.buyers) buyers.add(user);
+    const firstHeldAt = prev?.firstHeldAt ?? new Map<string, number>();
+    for (const user of snap.buyers) {
+      buyers.add(user);
+      if (!firstHeldAt.has(user)) firstHeldAt.set(user, Date.now());
+    }
     const soldOutSkus = new Set(Object.entries(snap.remaining).filter(([, n]) => n <= 0).map(([sku]) => sku));
     const next: LiveSale = {
       saleId, snapshot: snap, status: saleStatus(snap, this.clock.now()), drainPerSec: this.drain(saleId, snap.watermark, localAt),
-      buyers, soldOutSkus,
+      buyers, firstHeldAt, soldOutSkus,
     };
     this.live.set(saleId, next);
 
