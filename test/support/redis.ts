@@ -38,12 +38,15 @@ export async function redisTestEngine(): Promise<RedisTestEngine | null> {
   return {
     engine, redis, prefix,
     async cleanup() {
-      let cursor = '0';
-      do {
-        const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-        if (keys.length) await redis.unlink(...keys);
-        cursor = next;
-      } while (cursor !== '0');
+      // The engine's keys, and the rate limits a node keeps under `dev:<prefix>` outside production.
+      for (const pattern of [`${prefix}*`, `dev:${prefix}*`]) {
+        let cursor = '0';
+        do {
+          const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+          if (keys.length) await redis.unlink(...keys);
+          cursor = next;
+        } while (cursor !== '0');
+      }
       await engine.close();
       await redis.quit();
     },

@@ -57,13 +57,15 @@ export function testConfig(env: Record<string, string> = {}) {
 
 /** Opens a node on the given stack, or null when that stack's services are unavailable (skip). */
 export async function openStack(kind: StackKind, opts: StackOptions = {}): Promise<Stack | null> {
-  const config = testConfig(opts.env);
+  // On Redis, the node's own keys (rate limits) go under the test's prefix too, so cleanup finds them.
+  let config = testConfig(opts.env);
   const gateway = (opts.gateway as SandboxGateway | undefined) ?? new SandboxGateway({ latencyMs: 2, jitterMs: 2 });
   const cleanups: Array<() => Promise<void>> = [];
   let engine: Engine = opts.peer?.engine as Engine;
   let ledger: Ledger = opts.peer?.ledger as Ledger;
   let runtime: Runtime;
   if (opts.peer) {
+    config = testConfig({ STAMPEDE_REDIS_PREFIX: opts.peer.runtime.config.redisPrefix, ...opts.env });
     runtime = await Runtime.create({ log: testLog, ...opts, config, engine: opts.peer.engine, ledger: opts.peer.ledger, gateway: opts.peer.gateway });
   } else if (kind === 'embedded') {
     engine = new MemoryEngine();
@@ -73,21 +75,26 @@ export async function openStack(kind: StackKind, opts: StackOptions = {}): Promi
   } else {
     const redis = await redisTestEngine();
     if (!redis || !(await requirePostgres('stack redis+pg'))) { await redis?.cleanup(); return null; }
+    config = testConfig({ STAMPEDE_REDIS_PREFIX: redis.prefix, ...opts.env });
     const db = await withTempDatabase();
     const pgLedger = await openLedger({ databaseUrl: db.url, poolSize: 20 });
     engine = redis.engine;
     ledger = pgLedger;
     runtime = await Runtime.create({ log: testLog, ...opts, config, engine, ledger, gateway });
-    cleanups.push(async () => { await pgLedger.close(); await db.drop(); }, () => redis.cleanup());
+    cleanups.push(() => pgLedger.close(), () => db.drop(), () => redis.cleanup());
   }
   await runtime.start();
   const app = await buildApp(runtime, { logger: testLog });
   return {
     kind, runtime, app, gateway: runtime.gateway as SandboxGateway, engine, ledger,
+    // Every step runs even when one before it fails (a test that closed the ledger itself, say):
+    // the temporary database and the Redis keys are dropped whatever happened.
     async close() {
-      await app.close();
-      await runtime.close();
-      for (const c of cleanups) await c();
+      let first: unknown;
+      for (const step of [() => app.close(), () => runtime.close(), ...cleanups]) {
+        try { await step(); } catch (err) { first ??= err; }
+      }
+      if (first) throw first;
     },
   };
 }
