@@ -61,8 +61,9 @@ export class PaymentService {
 
   /**
    * Takes payment for a reserved order: captures the user's live authorisation (recorded by
-   * the confirmation that follows), or charges the token, or (neither) says so. Gateway trouble throws PAYMENT_UNAVAILABLE and leaves things as
-   * they were, for the same call to be retried.
+   * the confirmation that follows), or charges the token, or (neither) says so. Gateway
+   * trouble throws PAYMENT_UNAVAILABLE and leaves things as they were, for the same call to
+   * be retried.
    */
   async settle(order: Order, paymentToken?: string): Promise<Settlement> {
     const auth = await this.ledger.liveAuthorization(order.saleId, order.userId);
