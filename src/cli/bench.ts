@@ -22,6 +22,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import pg from 'pg';
 import { Redis } from 'ioredis';
+import { deleteKeys } from '../engine/redis/redis-engine.js';
 import { Args, UsageError } from './args.js';
 import { serve, type Served } from './bench/processes.js';
 import { measure, type Measured } from './bench/load.js';
@@ -61,24 +62,13 @@ async function redisPg(redisUrl: string, pgUrl: string): Promise<Stack | null> {
   return {
     name: 'redis+pg', env: { REDIS_URL: redisUrl, DATABASE_URL: url.toString(), STAMPEDE_REDIS_PREFIX: prefix },
     async cleanup() {
-      await deleteKeys(redis, prefix).catch(() => {});
+      // The engine's keys, and the rate limits the node keeps under `dev:<prefix>` outside production.
+      await deleteKeys(redis, `${prefix}:*`, `dev:${prefix}:*`).catch(() => {});
       redis.disconnect();
       await admin.query(`DROP DATABASE IF EXISTS ${db} WITH (FORCE)`).catch(() => {});
       await admin.end();
     },
   };
-}
-
-/** Deletes every key under `prefix` (the engine's and the rate limits' `dev:<prefix>`). */
-async function deleteKeys(redis: Redis, prefix: string): Promise<void> {
-  for (const pattern of [`${prefix}:*`, `dev:${prefix}:*`]) {
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
-      if (keys.length) await redis.unlink(...keys);
-      cursor = next;
-    } while (cursor !== '0');
-  }
 }
 
 function baselineRoutes(scenarios: Scenario[]) {

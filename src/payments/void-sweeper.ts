@@ -40,7 +40,7 @@ export class VoidSweeper {
     const reserved = await this.ledger.listOrders(saleId, { status: 'reserved', limit: 100_000 });
     const holders = new Set(reserved.map((o) => o.userId));
     const recent = Date.now() - this.graceMs;
-    for (const [user, at] of live.firstHeldAt) if (at > recent) holders.add(user);
+    for (const [user, at] of live.buyers) if (at > recent) holders.add(user);
     return holders;
   }
 }

@@ -15,10 +15,12 @@ export interface LiveSale {
   status: SaleStatus;
   /** Tickets admitted per second over the last few seconds. */
   drainPerSec: number;
-  /** Users who took a hold: the sold-out fast path must not answer them (they may be replaying). */
-  buyers: Set<string>;
-  /** When this node first saw each buyer (Date.now()): a hold is in the engine before its order is in the ledger. */
-  firstHeldAt: Map<string, number>;
+  /**
+   * Users who took a hold, with when this node first saw them (Date.now()). The sold-out fast
+   * path must not answer them (they may be replaying), and the void sweeper spares new ones (a
+   * hold is in the engine before its order is in the ledger).
+   */
+  buyers: Map<string, number>;
   soldOutSkus: Set<string>;
 }
 
@@ -111,16 +113,12 @@ export class SaleMonitor extends EventEmitter<SaleMonitorEvents> {
     const localAt = (before + this.clock.localNow()) / 2;
     this.clock.observe(snap.now, localAt);
 
-    const buyers = prev?.buyers ?? new Set<string>();
-    const firstHeldAt = prev?.firstHeldAt ?? new Map<string, number>();
-    for (const user of snap.buyers) {
-      buyers.add(user);
-      if (!firstHeldAt.has(user)) firstHeldAt.set(user, Date.now());
-    }
+    const buyers = prev?.buyers ?? new Map<string, number>();
+    for (const user of snap.buyers) if (!buyers.has(user)) buyers.set(user, Date.now());
     const soldOutSkus = new Set(Object.entries(snap.remaining).filter(([, n]) => n <= 0).map(([sku]) => sku));
     const next: LiveSale = {
       saleId, snapshot: snap, status: saleStatus(snap, this.clock.now()), drainPerSec: this.drain(saleId, snap.watermark, localAt),
-      buyers, firstHeldAt, soldOutSkus,
+      buyers, soldOutSkus,
     };
     this.live.set(saleId, next);
 

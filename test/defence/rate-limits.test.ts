@@ -3,6 +3,7 @@ import { Redis } from 'ioredis';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { RateLimits, type RateLimitsOptions } from '../../src/defence/rate-limits.js';
 import { StampedeError } from '../../src/errors.js';
+import { deleteKeys } from '../../src/engine/redis/redis-engine.js';
 
 const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -42,14 +43,7 @@ function suite(store: 'memory' | 'redis') {
 
   afterEach(async () => {
     if (store !== 'redis') return;
-    for (const prefix of prefixes.splice(0)) {
-      let cursor = '0';
-      do {
-        const [next, keys] = await redis!.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-        if (keys.length) await redis!.unlink(...keys);
-        cursor = next;
-      } while (cursor !== '0');
-    }
+    await deleteKeys(redis!, ...prefixes.splice(0).map((prefix) => `${prefix}:*`));
   });
 
   it('never limits a client polling status once a second for 5 seconds', async () => {

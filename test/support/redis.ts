@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { REDIS_CLIENT_OPTIONS, RedisEngine } from '../../src/engine/redis/redis-engine.js';
+import { REDIS_CLIENT_OPTIONS, RedisEngine, deleteKeys } from '../../src/engine/redis/redis-engine.js';
 
 export interface RedisTestEngine {
   engine: RedisEngine;
@@ -39,14 +39,7 @@ export async function redisTestEngine(): Promise<RedisTestEngine | null> {
     engine, redis, prefix,
     async cleanup() {
       // The engine's keys, and the rate limits a node keeps under `dev:<prefix>` outside production.
-      for (const pattern of [`${prefix}*`, `dev:${prefix}*`]) {
-        let cursor = '0';
-        do {
-          const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
-          if (keys.length) await redis.unlink(...keys);
-          cursor = next;
-        } while (cursor !== '0');
-      }
+      await deleteKeys(redis, `${prefix}*`, `dev:${prefix}*`);
       await engine.close();
       await redis.quit();
     },

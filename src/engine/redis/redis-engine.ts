@@ -50,6 +50,18 @@ export function createRedis(opts: { url?: string; clusterNodes?: string[] } = {}
   return new Redis(opts.url ?? 'redis://127.0.0.1:6379', REDIS_CLIENT_OPTIONS);
 }
 
+/** Deletes every key matching any of `patterns` (SCAN + UNLINK: never blocks Redis like KEYS). */
+export async function deleteKeys(redis: Redis, ...patterns: string[]): Promise<void> {
+  for (const pattern of patterns) {
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+      if (keys.length) await redis.unlink(...keys);
+      cursor = next;
+    } while (cursor !== '0');
+  }
+}
+
 export class RedisEngine implements Engine {
   readonly kind = 'redis' as const;
   readonly keys: EngineKeys;
