@@ -14,16 +14,27 @@ import { queueRoutes } from './http/queue-routes.js';
 import { checkoutRoutes } from './http/checkout-routes.js';
 import { systemRoutes } from './http/system-routes.js';
 import { webRoutes } from './web/web-routes.js';
+import { guardRoutes, type RouteEntry } from './http/access.js';
+import { accessLogSerializers } from './http/log-redaction.js';
 
 /** The refusal code of a request, for the per-sale traffic counters. */
 const rejections = new WeakMap<object, string>();
 
 export type App = FastifyInstance<any, any, any, any, TypeBoxTypeProvider>;
 
+/**
+ * Fastify's `trustProxy` for the configured proxies. A hop count trusts the socket's peer and the
+ * hops-1 addresses it forwarded for, no more: what a client writes further left is ignored.
+ */
+function trustProxyOption(trust: Runtime['config']['trustProxy']): false | string[] | ((addr: string, hop: number) => boolean) {
+  if (typeof trust === 'number') return trust > 0 ? (_addr, hop) => hop < trust : false;
+  return trust;
+}
+
 export async function buildApp(runtime: Runtime, opts: { logger?: FastifyBaseLogger } = {}): Promise<App> {
   const app = Fastify({
-    ...(opts.logger ? { loggerInstance: opts.logger } : { logger: false }),
-    trustProxy: runtime.config.trustProxy,
+    ...(opts.logger ? { loggerInstance: opts.logger.child({}, { serializers: accessLogSerializers }) } : { logger: false }),
+    trustProxy: trustProxyOption(runtime.config.trustProxy),
     genReqId: (req) => (typeof req.headers['x-request-id'] === 'string' && req.headers['x-request-id'].length <= 64 ? req.headers['x-request-id'] : randomUUID()),
     bodyLimit: 64 * 1024,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
@@ -32,6 +43,8 @@ export async function buildApp(runtime: Runtime, opts: { logger?: FastifyBaseLog
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   app.decorate('runtime', runtime);
+  // Before any route: every route declares who may call it, and admin/metrics are checked by the route.
+  app.decorate('routeTable', guardRoutes(app, runtime.auth));
 
   // Plain callback hooks: an async hook costs a promise and a tick on every request.
   app.addHook('onRequest', (req, reply, done) => { reply.header('x-request-id', req.id); done(); });
@@ -76,7 +89,7 @@ export async function buildApp(runtime: Runtime, opts: { logger?: FastifyBaseLog
     }
     const status = typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
     if (status < 500) {
-      const code = status === 404 ? 'NOT_FOUND' : 'VALIDATION_FAILED';
+      const code = status === 404 ? 'NOT_FOUND' : status === 413 ? 'PAYLOAD_TOO_LARGE' : status === 415 ? 'UNSUPPORTED_MEDIA_TYPE' : 'VALIDATION_FAILED';
       return reply.code(status).send({ error: { code, message: String(err.message ?? 'Bad request') } });
     }
     req.log.error({ err }, 'request failed');
@@ -100,7 +113,7 @@ export async function buildApp(runtime: Runtime, opts: { logger?: FastifyBaseLog
   });
 
   await app.register(systemRoutes);
-  await app.register(adminRoutes);
+  await app.register(adminRoutes, { prefix: '/api/admin' });
   await app.register(publicSaleRoutes);
   await app.register(queueRoutes);
   await app.register(checkoutRoutes);
@@ -111,5 +124,7 @@ export async function buildApp(runtime: Runtime, opts: { logger?: FastifyBaseLog
 declare module 'fastify' {
   interface FastifyInstance {
     runtime: Runtime;
+    /** Every route with the access it declares (see http/access.ts). */
+    routeTable: RouteEntry[];
   }
 }

@@ -3,6 +3,7 @@
  * throws a `ConfigError` whose message is the one line the server prints before it stops.
  */
 import { randomBytes } from 'node:crypto';
+import { isIP } from 'node:net';
 
 export interface Config {
   port: number;
@@ -27,7 +28,16 @@ export interface Config {
   sandboxLatencyMs: number;
   /** Requests per second per client address; 0 turns the limit off (load tests from one address). */
   ipRateLimit: number;
-  trustProxy: boolean;
+  /**
+   * Which proxies' `X-Forwarded-For` to believe: false (none), a hop count (the client is that
+   * many addresses from the right), or proxy addresses/CIDRs. Never "every hop": a client could
+   * then name its own address.
+   */
+  trustProxy: false | number | string[];
+  /** Bearer token for `/metrics`; null: the admin token. */
+  metricsToken: string | null;
+  /** Event streams one client address may hold at once; 0: no cap. */
+  streamsPerAddress: number;
   /** Client connections held at once; null: the file limit less a reserve (see fd-limit.ts). */
   maxConnections: number | null;
   /** Secret of the CAPTCHA provider a sale may ask for (`bot_protection.captcha`). */
@@ -72,6 +82,36 @@ const url = (env: Env, name: string, protocols: string[]): string | null => {
   if (!protocols.includes(parsed.protocol)) throw new ConfigError(`${name} must use ${protocols.join(' or ')}, got "${parsed.protocol}"`);
   return raw;
 };
+
+const secretOf = (env: Env, name: string, minLength: number): string => {
+  const value = env[name]!;
+  if (value.length < minLength) throw new ConfigError(`${name} must be at least ${minLength} characters`);
+  return value;
+};
+
+/**
+ * `STAMPEDE_TRUST_PROXY`: 0 (off), a hop count, or a comma-separated list of proxy addresses or
+ * CIDRs. `true` is refused: trusting every hop lets a client pick its own address.
+ */
+function trustProxy(raw: string | undefined): false | number | string[] {
+  if (raw === undefined || raw === '' || raw === '0' || raw === 'false' || raw === 'no') return false;
+  if (/^\d+$/.test(raw)) {
+    const hops = Number(raw);
+    if (hops > 10) throw new ConfigError(`STAMPEDE_TRUST_PROXY must be a hop count from 0 to 10 or proxy CIDRs, got "${raw}"`);
+    return hops;
+  }
+  const entries = raw.split(',').map((s) => s.trim()).filter(Boolean);
+  for (const entry of entries) {
+    const [address, bits, extra] = entry.split('/');
+    const family = isIP(address);
+    const max = family === 4 ? 32 : 128;
+    const bitsOk = bits === undefined || (/^\d+$/.test(bits) && Number(bits) <= max);
+    if (!family || !bitsOk || extra !== undefined) {
+      throw new ConfigError(`STAMPEDE_TRUST_PROXY must be a hop count (1 = one proxy in front) or proxy addresses/CIDRs such as 10.0.0.0/8, got "${entry}"`);
+    }
+  }
+  return entries;
+}
 
 /** Reads and validates the configuration. Throws ConfigError with a one-line reason. */
 export function loadConfig(env: Env = process.env): Readonly<Config> {
@@ -120,7 +160,10 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     stripeApiKey: env.STRIPE_API_KEY || null,
     sandboxLatencyMs: int(env, 'STAMPEDE_SANDBOX_LATENCY_MS', 25, 0, 60_000),
     ipRateLimit: int(env, 'STAMPEDE_IP_RATE_LIMIT', 50, 0, 1_000_000),
-    trustProxy: flag(env, 'STAMPEDE_TRUST_PROXY', false),
+    trustProxy: trustProxy(env.STAMPEDE_TRUST_PROXY),
+    metricsToken: env.STAMPEDE_METRICS_TOKEN ? secretOf(env, 'STAMPEDE_METRICS_TOKEN', 16) : null,
+    // One address sending everything (a load test, STAMPEDE_IP_RATE_LIMIT=0) has no cap by default.
+    streamsPerAddress: int(env, 'STAMPEDE_STREAMS_PER_ADDRESS', env.STAMPEDE_IP_RATE_LIMIT === '0' ? 0 : 200, 0, 10_000_000),
     maxConnections: env.STAMPEDE_MAX_CONNECTIONS ? int(env, 'STAMPEDE_MAX_CONNECTIONS', 0, 1, 10_000_000) : null,
     captchaSecret: env.STAMPEDE_CAPTCHA_SECRET || null,
     captchaVerifyUrl: url(env, 'STAMPEDE_CAPTCHA_VERIFY_URL', ['http:', 'https:']),

@@ -4,6 +4,8 @@
  */
 export const ErrorCatalogue = {
   VALIDATION_FAILED: { status: 400, message: 'The request is not valid' },
+  PAYLOAD_TOO_LARGE: { status: 413, message: 'The request body is too large' },
+  UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'The request body is not JSON' },
   INVALID_SALE: { status: 422, message: 'The sale definition is not valid' },
   UNAUTHENTICATED: { status: 401, message: 'A valid bearer token is required' },
   NOT_FOUND: { status: 404, message: 'Not found' },

@@ -28,8 +28,8 @@ const PER_ADDRESS = 5_000;
 const ADDRESS_BLOCK = 30 + Math.floor(Math.random() * 100);
 const MiB = 1024 * 1024;
 
-async function metric(url: string, name: string): Promise<number> {
-  const text = await (await fetch(`${url}/metrics`)).text();
+async function metric(url: string, name: string, token: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`, { headers: { authorization: `Bearer ${token}` } })).text();
   const m = new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+]+)`, 'm').exec(text);
   return m ? Number(m[1]) : NaN;
 }
@@ -91,7 +91,7 @@ export async function capacityMain(argv: string[]): Promise<number> {
       tickets[i] = r.body.queue_ticket;
     });
     await new Promise((r) => setTimeout(r, 2000));
-    const before = { rss: rssOf(node.pid), heap: await metric(node.url, 'nodejs_heap_size_used_bytes') };
+    const before = { rss: rssOf(node.pid), heap: await metric(node.url, 'nodejs_heap_size_used_bytes', admin) };
 
     // Memory is read after each half is open, once the node has been idle a moment: the cost of
     // the second half is the cost per stream, free of the garbage the entering left behind.
@@ -109,7 +109,7 @@ export async function capacityMain(argv: string[]): Promise<number> {
     }));
     const settle = async () => {
       await new Promise((r) => setTimeout(r, hold));
-      return { rss: rssOf(node.pid), heap: await metric(node.url, 'nodejs_heap_size_used_bytes'), streams: opened };
+      return { rss: rssOf(node.pid), heap: await metric(node.url, 'nodejs_heap_size_used_bytes', admin), streams: opened };
     };
     const half = Math.floor(n / 2);
     log(`opening ${half} event streams`);
@@ -120,7 +120,7 @@ export async function capacityMain(argv: string[]): Promise<number> {
     const openMs = now() - started;
     const after = await settle();
     const added = after.streams - middle.streams;
-    const sse = await metric(node.url, 'stampede_sse_connections');
+    const sse = await metric(node.url, 'stampede_sse_connections', admin);
 
     log('selling the last unit: timing the sold-out to every stream');
     const t0 = now();

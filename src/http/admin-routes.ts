@@ -10,40 +10,40 @@ export async function adminRoutes(app: App) {
   const { runtime } = app;
   const tags = ['admin'];
   const security = [{ admin: [] }];
-  app.addHook('onRequest', async (req) => {
-    if (req.url.startsWith('/api/admin/')) runtime.auth.requireAdmin(req.headers.authorization);
-  });
+  // Registered under /api/admin; each route declares admin access, which app.ts's route guard
+  // checks before anything of the route runs, whatever spelling of the path reached it.
+  const config = { access: 'admin' } as const;
 
   const render = async (sale: Sale) => {
     const live = await runtime.monitor.watch(sale.id);
     return saleJson(sale, runtime.monitor.get(sale.id)?.status ?? 'scheduled', runtime.clock.now(), live?.snapshot.remaining ?? null, true);
   };
 
-  app.post('/api/admin/flash-sales', {
-    schema: { tags, security, summary: 'Create a sale', body: CreateSaleBody, response: { 201: SaleResponse, ...errors(400, 401, 422) } },
+  app.post('/flash-sales', {
+    config, schema: { tags, security, summary: 'Create a sale', body: CreateSaleBody, response: { 201: SaleResponse, ...errors(400, 401, 422) } },
   }, async (req, reply) => reply.code(201).send(await render(await runtime.sales.create(req.body))));
 
-  app.get('/api/admin/flash-sales', {
-    schema: { tags, security, summary: 'Every sale, newest first' },
+  app.get('/flash-sales', {
+    config, schema: { tags, security, summary: 'Every sale, newest first' },
   }, async () => {
     const sales = await runtime.sales.list();
     return { sales: await Promise.all(sales.map(render)) };
   });
 
-  app.get('/api/admin/flash-sales/:id', {
-    schema: { tags, security, summary: 'A sale with sold and held units', params: SaleParams, response: { 200: SaleResponse, ...errors(401, 404) } },
+  app.get('/flash-sales/:id', {
+    config, schema: { tags, security, summary: 'A sale with sold and held units', params: SaleParams, response: { 200: SaleResponse, ...errors(401, 404) } },
   }, async (req) => render(await runtime.sales.fresh(req.params.id)));
 
-  app.patch('/api/admin/flash-sales/:id', {
-    schema: { tags, security, summary: 'Change a sale before it starts', params: SaleParams, body: PatchSaleBody, response: { 200: SaleResponse, ...errors(400, 401, 404, 409, 422) } },
+  app.patch('/flash-sales/:id', {
+    config, schema: { tags, security, summary: 'Change a sale before it starts', params: SaleParams, body: PatchSaleBody, response: { 200: SaleResponse, ...errors(400, 401, 404, 409, 422) } },
   }, async (req) => {
     const sale = await runtime.sales.patch(req.params.id, req.body);
     await runtime.monitor.refresh(sale.id);
     return render(sale);
   });
 
-  app.post('/api/admin/flash-sales/:id/cancel', {
-    schema: { tags, security, summary: 'Cancel a sale: every hold released, every authorisation voided', params: SaleParams, response: { 200: SaleResponse, ...errors(401, 404) } },
+  app.post('/flash-sales/:id/cancel', {
+    config, schema: { tags, security, summary: 'Cancel a sale: every hold released, every authorisation voided', params: SaleParams, response: { 200: SaleResponse, ...errors(401, 404) } },
   }, async (req) => {
     const sale = await runtime.sales.cancel(req.params.id);
     await runtime.monitor.refresh(sale.id);
@@ -54,8 +54,8 @@ export async function adminRoutes(app: App) {
     return render(await runtime.sales.fresh(sale.id));
   });
 
-  app.get('/api/admin/flash-sales/:id/stats', {
-    schema: { tags, security, summary: 'Live counters of a sale', params: SaleParams, response: { 404: ErrorBody } },
+  app.get('/flash-sales/:id/stats', {
+    config, schema: { tags, security, summary: 'Live counters of a sale', params: SaleParams, response: { 404: ErrorBody } },
   }, async (req) => {
     const sale = await runtime.sales.fresh(req.params.id);
     const live = await runtime.monitor.refresh(sale.id);
@@ -81,7 +81,8 @@ export async function adminRoutes(app: App) {
     };
   });
 
-  app.get('/api/admin/flash-sales/:id/orders', {
+  app.get('/flash-sales/:id/orders', {
+    config,
     schema: {
       tags, security, summary: 'Orders of a sale, newest first', params: SaleParams,
       querystring: Type.Object({ status: Type.Optional(Type.Union(['reserved', 'confirmed', 'expired', 'cancelled', 'failed'].map((s) => Type.Literal(s)))), limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })) }),

@@ -13,17 +13,23 @@ const bearer = (header: string | undefined): string | null => {
   return header.slice(7).trim() || null;
 };
 
+const digest = (token: string) => createHash('sha256').update(token).digest();
+/** Compares digests, so neither the length nor the content of a token leaks through timing. */
+const matches = (token: string | null, expected: Buffer) => token !== null && timingSafeEqual(digest(token), expected);
+
 export class Auth {
   private readonly secret: Uint8Array;
   private publicKey: CryptoKey | KeyObject | null = null;
   private readonly adminDigest: Buffer;
+  private readonly metricsDigest: Buffer;
   /** Two generations of verified tokens: the young one fills, then becomes the old one. */
   private verified = new Map<string, { sub: string; exp: number }>();
   private previous = new Map<string, { sub: string; exp: number }>();
 
-  constructor(private readonly opts: { adminToken: string; userJwtSecret: string; userJwtPublicKey: string | null }) {
+  constructor(private readonly opts: { adminToken: string; userJwtSecret: string; userJwtPublicKey: string | null; metricsToken?: string | null }) {
     this.secret = new TextEncoder().encode(opts.userJwtSecret);
-    this.adminDigest = createHash('sha256').update(opts.adminToken).digest();
+    this.adminDigest = digest(opts.adminToken);
+    this.metricsDigest = digest(opts.metricsToken || opts.adminToken);
   }
 
   async init(): Promise<void> {
@@ -32,9 +38,12 @@ export class Auth {
 
   /** Throws UNAUTHENTICATED unless the header carries the admin token. */
   requireAdmin(header: string | undefined): void {
-    const token = bearer(header);
-    const digest = createHash('sha256').update(token ?? '').digest();
-    if (!token || !timingSafeEqual(digest, this.adminDigest)) throw new StampedeError('UNAUTHENTICATED', 'The admin token is required');
+    if (!matches(bearer(header), this.adminDigest)) throw new StampedeError('UNAUTHENTICATED', 'The admin token is required');
+  }
+
+  /** Throws UNAUTHENTICATED unless the header carries the metrics token (the admin token when none is set). */
+  requireMetrics(header: string | undefined): void {
+    if (!matches(bearer(header), this.metricsDigest)) throw new StampedeError('UNAUTHENTICATED', 'The metrics token is required');
   }
 
   /** The user id (`sub`) of a valid user token. Throws UNAUTHENTICATED. */

@@ -13,8 +13,10 @@ export async function checkoutRoutes(app: App) {
   const recentKeys = new RecentKeys(100_000);
   const tags = ['checkout'];
   const security = [{ user: [] }];
+  const config = { access: 'user' } as const;
 
   app.post('/api/flash-sales/:id/pre-auth', {
+    config,
     schema: {
       tags, security, params: SaleParams, summary: 'Authorise a card while queued (the sale price times the limit); charged only on a win',
       body: Type.Object({ ticket: Type.String({ minLength: 1, maxLength: 1024 }), payment_token: Token }, { additionalProperties: false }),
@@ -33,6 +35,7 @@ export async function checkoutRoutes(app: App) {
   });
 
   app.post('/api/flash-sales/:id/purchase', {
+    config,
     schema: {
       tags, security, params: SaleParams,
       summary: 'Buy with an admitted ticket. 201 confirmed (paid) or reserved (pay later); 409 {status: sold_out} when gone. The same Idempotency-Key returns the first answer',
@@ -74,10 +77,12 @@ export async function checkoutRoutes(app: App) {
   });
 
   app.get('/api/orders/:id', {
+    config,
     schema: { tags, security, params: OrderParams, summary: 'An order (its owner only)', response: { 200: OrderResponse, ...errors(401, 404) } },
   }, async (req) => runtime.checkout.get(req.params.id, await runtime.auth.user(req.headers.authorization)));
 
   app.post('/api/orders/:id/pay', {
+    config,
     schema: {
       tags, security, params: OrderParams, summary: 'Pay a reserved order. 402 declined (the hold goes back), 410 the window passed',
       body: Type.Object({ payment_token: Token }, { additionalProperties: false }),
@@ -90,6 +95,7 @@ export async function checkoutRoutes(app: App) {
   });
 
   app.post('/api/orders/:id/cancel', {
+    config,
     schema: { tags, security, params: OrderParams, summary: 'Give a reserved order back', response: { 200: OrderResponse, ...errors(401, 404, 409) } },
   }, async (req) => runtime.checkout.cancel(req.params.id, await runtime.auth.user(req.headers.authorization)));
 }

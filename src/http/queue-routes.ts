@@ -12,6 +12,7 @@ export async function queueRoutes(app: App) {
   const tags = ['queue'];
 
   app.post('/api/flash-sales/:id/enter-queue', {
+    config: { access: 'user' },
     schema: {
       tags, security: [{ user: [] }], params: SaleParams,
       summary: 'Enter the waiting room. Entering again returns the same place',
@@ -33,6 +34,7 @@ export async function queueRoutes(app: App) {
   });
 
   app.get('/api/flash-sales/:id/status', {
+    config: { access: 'ticket' },
     schema: {
       tags, params: SaleParams, querystring: TicketQuery,
       summary: 'Where a ticket stands. Polling every second or two is expected and never limited',
@@ -45,6 +47,7 @@ export async function queueRoutes(app: App) {
   });
 
   app.get('/api/flash-sales/:id/events', {
+    config: { access: 'ticket' },
     schema: {
       tags, params: SaleParams, querystring: TicketQuery,
       summary: 'Server-Sent Events: position, admitted, inventory, sold_out, ended. The signed ticket authenticates',

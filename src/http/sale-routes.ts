@@ -7,8 +7,10 @@ import { Type } from 'typebox';
 export async function publicSaleRoutes(app: App) {
   const { runtime } = app;
   const tags = ['shopper'];
+  const config = { access: 'public' } as const;
 
   app.get('/api/flash-sales', {
+    config,
     schema: { tags, summary: 'Current and upcoming sales', response: { 200: doc(Type.Object({ sales: Type.Array(SaleResponse) })) } },
   }, async (req, reply) => {
     await runtime.localLimits.consume('ip', req.ip);
@@ -22,6 +24,7 @@ export async function publicSaleRoutes(app: App) {
   });
 
   app.get('/api/flash-sales/:id', {
+    config,
     schema: { tags, summary: 'One sale: items, prices, remaining, server time', params: SaleParams, response: { 200: SaleResponse, ...errors(404) } },
   }, async (req, reply) => {
     await runtime.localLimits.consume('ip', req.ip);
@@ -32,6 +35,7 @@ export async function publicSaleRoutes(app: App) {
   });
 
   app.get('/api/flash-sales/:id/inventory', {
+    config,
     schema: {
       tags, summary: 'Remaining units per item (from a cache at most ~1 s old)', params: SaleParams,
       response: { 200: doc(Type.Object({ items: Type.Array(Type.Object({ sku: Type.String(), remaining: Type.Integer() })), sold_out: Type.Boolean(), sale_status: Type.String() })), ...errors(404) },
@@ -47,6 +51,7 @@ export async function publicSaleRoutes(app: App) {
   });
 
   app.get('/api/flash-sales/:id/challenge', {
+    config,
     schema: { tags, summary: 'A proof-of-work challenge (ALTCHA) for entering the queue; `{challenge: null}` when the sale asks for none', params: SaleParams, response: { ...errors(404, 429) } },
   }, async (req, reply) => {
     await runtime.localLimits.consume('ip', req.ip);

@@ -4,7 +4,8 @@ import { StampedeError } from '../errors.js';
 
 export async function systemRoutes(app: App) {
   const { runtime } = app;
-  const hidden = { schema: { hide: true } };
+  const pub = { access: 'public' } as const;
+  const hidden = { config: pub, schema: { hide: true } };
 
   app.get('/healthz', hidden, async () => ({ status: 'ok' }));
 
@@ -15,7 +16,7 @@ export async function systemRoutes(app: App) {
     return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not_ready', engine: `${runtime.engine.kind}: ${engine}`, ledger: `${runtime.ledger.kind}: ${ledger}` });
   });
 
-  app.get('/metrics', hidden, async (_req, reply) => {
+  app.get('/metrics', { config: { access: 'metrics' }, schema: { hide: true } }, async (_req, reply) => {
     reply.header('content-type', runtime.metrics.registry.contentType);
     return runtime.metrics.registry.metrics();
   });
@@ -23,6 +24,7 @@ export async function systemRoutes(app: App) {
   app.get('/docs/openapi.json', hidden, async () => app.swagger());
 
   app.get('/.well-known/jwks.json', {
+    config: pub,
     schema: { tags: ['queue'], summary: 'Public keys that verify admission passes (ES256 JWTs)' },
   }, async (_req, reply) => {
     reply.header('cache-control', 'public, max-age=3600');
@@ -30,6 +32,7 @@ export async function systemRoutes(app: App) {
   });
 
   app.post('/api/session', {
+    config: pub,
     schema: { tags: ['shopper'], summary: 'A guest user token (demo mode only; a real shop issues its own JWTs)' },
   }, async (req, reply) => {
     if (!runtime.config.demo) throw new StampedeError('DEMO_DISABLED');

@@ -137,7 +137,7 @@ async function listFiles(dir: string, prefix = ''): Promise<string[]> {
 export async function webRoutes(app: App) {
   // Every app in a process serves the same files: read and compress them once.
   const assets = await (shared ??= loadAssets());
-  app.get('/*', { schema: { hide: true } }, async (req, reply) => {
+  app.get('/*', { config: { access: 'public' }, schema: { hide: true } }, async (req, reply) => {
     const path = req.url.split('?')[0];
     const asset = assets.get(PAGES[path] ?? path);
     if (!asset) return reply.code(404).send({ error: { code: 'NOT_FOUND', message: `No page ${path}` } });

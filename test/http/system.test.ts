@@ -52,7 +52,7 @@ describeStacks('system routes', (kind) => {
     const madeUp = Array.from({ length: 200 }, () => randomUUID());
     await Promise.all(madeUp.map((id) => s.app.inject({ method: 'POST', url: `/api/flash-sales/${id}/purchase`, headers: { 'idempotency-key': 'k' }, payload: { ticket: 't', sku: 'x' } })));
 
-    const res = await s.app.inject({ url: '/metrics' });
+    const res = await s.app.inject({ url: '/metrics', headers: adminHeaders });
     expect(res.statusCode).toBe(200);
     expect(res.headers['content-type']).toContain('text/plain');
     const text = res.body;
