@@ -43,6 +43,8 @@ export async function buildApp(runtime: Runtime, opts: { logger?: FastifyBaseLog
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   app.decorate('runtime', runtime);
+  // Event streams are hijacked connections the server would wait on for ever: end them first.
+  app.addHook('preClose', (done) => { runtime.sse.close(); done(); });
   // Before any route: every route declares who may call it, and admin/metrics are checked by the route.
   app.decorate('routeTable', guardRoutes(app, runtime.auth));
 

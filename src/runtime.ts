@@ -113,7 +113,11 @@ export class Runtime {
       : null);
     const gate = opts.gate ?? new DefenceGate(this.pow, this.botSignals, captcha);
     this.queue = new QueueService(engine, this.monitor, this.clock, this.sales, new TicketSigner(config.ticketSecret), this.passes, gate, ledger);
-    this.sse = new SseHub(this.monitor, (n) => this.metrics.sseConnections.set(n));
+    this.sse = new SseHub(this.monitor, {
+      streamsPerAddress: config.streamsPerAddress,
+      onCount: (n) => this.metrics.sseConnections.set(n),
+      onError: (err, saleId) => log.warn({ err, saleId }, 'looking up drawn places for event streams failed'),
+    });
     this.admission = new AdmissionController(engine, this.monitor, {
       nodeId: this.nodeId, onError: (err) => log.error({ err }, 'admission step failed'),
       onAdmitted: (saleId) => void this.monitor.refresh(saleId),

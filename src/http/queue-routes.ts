@@ -2,6 +2,7 @@
 import { Type } from 'typebox';
 import type { App } from '../app.js';
 import { sseMessage } from '../queue/sse-hub.js';
+import { StampedeError } from '../errors.js';
 import { SaleParams, TicketQuery, TicketResponse, TicketResponseSchema, doc, errors } from './schemas.js';
 
 /** A rate-limit key for a ticket: its MAC, unique per ticket, without parsing it. */
@@ -60,6 +61,10 @@ export async function queueRoutes(app: App) {
     const [sale, live] = await Promise.all([runtime.sales.get(req.params.id), runtime.queue.live(req.params.id)]);
     const view = await runtime.queue.view(sale, live, ticket);
     const place = await runtime.queue.placeOf(ticket);
+    // No await from here to add(): the room checked is the room taken.
+    if (!runtime.sse.hasRoom(req.ip, sale.id, ticket.userId)) {
+      throw new StampedeError('RATE_LIMITED', 'Too many event streams from this address; poll the status instead', { retryAfter: 5 });
+    }
     reply.hijack();
     const res = reply.raw;
     res.writeHead(200, {
@@ -74,6 +79,10 @@ export async function queueRoutes(app: App) {
     const first = view.status === 'sold_out' ? 'sold_out' : view.status === 'ended' ? 'ended' : view.status === 'admitted' ? 'admitted' : 'position';
     res.write(`retry: 2000\n${sseMessage(first, view)}`);
     if (first === 'ended') { res.end(); return; }
-    runtime.sse.add({ saleId: sale.id, userId: ticket.userId, place, shadow: ticket.shadow, res, admitted: view.status !== 'waiting' });
+    // A stream that ends by itself (the client went away, the node is closing) is dropped by the hub.
+    runtime.sse.add({
+      saleId: sale.id, userId: ticket.userId, place, shadow: ticket.shadow, res, ip: req.ip, admitted: view.status !== 'waiting',
+      resolvePlace: place === 0 && !ticket.shadow ? () => runtime.queue.placeOf(ticket) : undefined,
+    });
   });
 }

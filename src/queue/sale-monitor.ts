@@ -127,7 +127,8 @@ export class SaleMonitor extends EventEmitter<SaleMonitorEvents> {
     this.admissions.set(saleId, log);
 
     const changes = new Set<ChangeKind>();
-    if (!prev || prev.snapshot.watermark !== snap.watermark || prev.snapshot.entered !== snap.entered) changes.add('position');
+    // The pre-queue draw changes every pre-queue entrant's place at once: a position change.
+    if (!prev || prev.snapshot.watermark !== snap.watermark || prev.snapshot.entered !== snap.entered || prev.snapshot.drawn !== snap.drawn) changes.add('position');
     if (!prev || JSON.stringify(prev.snapshot.remaining) !== JSON.stringify(snap.remaining)) changes.add('inventory');
     if (!prev || prev.status !== next.status) changes.add('status');
     if (changes.size) this.emit('change', next, changes);

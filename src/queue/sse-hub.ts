@@ -3,84 +3,189 @@
  * one message per kind and fanned out to every open stream of that sale on this node:
  * inventory, sold_out and ended are the same bytes for everyone; position is one short line per
  * stream, and sent at most once a second per sale; admitted goes only to the streams whose
- * place the watermark just passed (streams are kept sorted by place for that).
+ * place the watermark just passed (streams are kept in a heap by place for that).
+ *
+ * A client may vanish at any moment — before its stream is registered, in the middle of a
+ * broadcast, while the sale is being cancelled. A stream that ended, for whatever reason, is
+ * dropped from every list at once (`drop` is the one way out), and no write ever reaches an
+ * ended response: one dead socket cannot take a broadcast, let alone the process, down.
  */
 import type { ServerResponse } from 'node:http';
+import { PlaceHeap, type HeapMember } from './place-heap.js';
 import type { LiveSale, SaleMonitor, ChangeKind } from './sale-monitor.js';
 
-export interface Stream {
+export interface StreamInit {
   saleId: string;
   userId: string;
+  /** The ticket's place; 0 for a pre-queue ticket before the draw. */
   place: number;
   shadow: boolean;
-  res: ServerResponse;
   admitted: boolean;
-  closed?: boolean;
+  /** The client's address, for the per-address cap. */
+  ip: string;
+  res: ServerResponse;
+  /** Finds a pre-queue ticket's drawn place once the draw happened (0 until then). */
+  resolvePlace?: () => Promise<number>;
+}
+
+interface Stream extends StreamInit, HeapMember {
+  closed: boolean;
 }
 
 interface SaleStreams {
   all: Set<Stream>;
-  /** Real waiting streams not yet told they are admitted: a min-heap by place. */
-  pending: PlaceHeap;
+  /** One stream per ticket (a ticket is one user's place in one sale): a new one replaces the old. */
+  byUser: Map<string, Stream>;
+  /** Real waiting streams not yet told they are admitted, by place. */
+  pending: PlaceHeap<Stream>;
+  /** Pre-queue streams whose place is not known yet (opened before the draw). */
+  undrawn: Set<Stream>;
+  resolving: boolean;
   lastPositionAt: number;
   positionTimer: NodeJS.Timeout | null;
   lastInventory: string;
 }
 
+export interface SseHubOptions {
+  /** Streams one address may hold at once; 0: no cap. */
+  streamsPerAddress?: number;
+  /** Called with the number of open streams whenever it changes (a gauge). */
+  onCount?: (n: number) => void;
+  /** A failure that is not a client's doing (the engine, resolving drawn places). */
+  onError?: (err: unknown, saleId: string) => void;
+}
+
 const POSITION_EVERY_MS = 1000;
 const KEEPALIVE_MS = 15_000;
+/** Drawn places looked up at once after the draw. */
+const RESOLVE_BATCH = 100;
 
 export const sseMessage = (event: string, data: unknown) => `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
 
 export class SseHub {
   private readonly sales = new Map<string, SaleStreams>();
+  private readonly addresses = new Map<string, number>();
   private readonly keepalive: NodeJS.Timeout;
+  private count = 0;
   private closed = false;
 
-  constructor(private readonly monitor: SaleMonitor, private readonly onCount: (n: number) => void = () => {}) {
+  constructor(private readonly monitor: SaleMonitor, private readonly opts: SseHubOptions = {}) {
     monitor.on('change', (live, kinds) => this.onChange(live, kinds));
     this.keepalive = setInterval(() => this.broadcastAll(':\n\n'), KEEPALIVE_MS);
     this.keepalive.unref();
   }
 
   get size(): number {
-    let n = 0;
-    for (const s of this.sales.values()) n += s.all.size;
-    return n;
+    return this.count;
   }
 
-  /** Registers an open stream; it is dropped when the client goes away. */
-  add(stream: Stream): void {
-    if (this.closed) { stream.res.end(); return; }
+  /** What the hub holds, for tests and the dashboard: everything returns to zero when clients leave. */
+  stats(): { streams: number; sales: number; pending: number; undrawn: number; addresses: number } {
+    let pending = 0;
+    let undrawn = 0;
+    for (const s of this.sales.values()) { pending += s.pending.size; undrawn += s.undrawn.size; }
+    return { streams: this.count, sales: this.sales.size, pending, undrawn, addresses: this.addresses.size };
+  }
+
+  /**
+   * Whether `ip` may open another stream for this ticket. Replacing the ticket's own stream from
+   * the same address costs nothing. Ask right before `add`, with no await between the two.
+   */
+  hasRoom(ip: string, saleId: string, userId: string): boolean {
+    const cap = this.opts.streamsPerAddress ?? 0;
+    if (cap === 0 || (this.addresses.get(ip) ?? 0) < cap) return true;
+    return this.sales.get(saleId)?.byUser.get(userId)?.ip === ip;
+  }
+
+  /** Registers an open stream (its headers and first message already written). */
+  add(init: StreamInit): void {
+    const stream: Stream = { ...init, closed: false, heapIndex: -1 };
+    const { res } = stream;
+    // The client may have gone while the route was still working: then it never registers.
+    if (this.closed || res.destroyed || res.writableEnded || res.socket?.destroyed) { this.end(stream); return; }
+    res.on('close', () => this.drop(stream));
+    res.on('error', () => this.drop(stream));
+    const live = this.monitor.get(stream.saleId);
+    if (live && (live.status === 'ended' || live.status === 'cancelled')) {
+      this.end(stream, sseMessage('ended', { status: live.status, sale_status: live.status, inventory: live.snapshot.remaining }));
+      return;
+    }
+
+    // Before the sale's lists are taken: dropping the only stream of a sale removes them.
+    const previous = this.sales.get(stream.saleId)?.byUser.get(stream.userId);
+    if (previous) this.drop(previous, sseMessage('replaced', { reason: 'This ticket opened a newer event stream; this one is closed' }));
     let s = this.sales.get(stream.saleId);
-    if (!s) this.sales.set(stream.saleId, (s = { all: new Set(), pending: new PlaceHeap(), lastPositionAt: 0, positionTimer: null, lastInventory: '' }));
+    if (!s) {
+      s = { all: new Set(), byUser: new Map(), pending: new PlaceHeap(), undrawn: new Set(), resolving: false, lastPositionAt: 0, positionTimer: null, lastInventory: '' };
+      this.sales.set(stream.saleId, s);
+    }
     s.all.add(stream);
-    if (!stream.shadow && !stream.admitted && stream.place > 0) s.pending.push(stream);
-    stream.res.on('close', () => this.remove(stream));
-    this.onCount(this.size);
+    s.byUser.set(stream.userId, stream);
+    this.addresses.set(stream.ip, (this.addresses.get(stream.ip) ?? 0) + 1);
+    this.count++;
+    if (!stream.shadow && !stream.admitted) {
+      if (stream.place > 0) s.pending.push(stream); else if (stream.resolvePlace) s.undrawn.add(stream);
+    }
+    this.opts.onCount?.(this.count);
+    // Opened after the draw but registered with no place (or admitted in between): catch up now.
+    if (live?.snapshot.drawn && s.undrawn.size) this.resolveDrawn(s, live.saleId);
+    if (live) this.admit(s, live);
   }
 
   /** Ends every stream (graceful shutdown: clients reconnect to another node). */
   close(): void {
     this.closed = true;
     clearInterval(this.keepalive);
-    for (const s of this.sales.values()) {
-      if (s.positionTimer) clearTimeout(s.positionTimer);
-      for (const stream of s.all) stream.res.end();
-    }
-    this.sales.clear();
+    for (const s of [...this.sales.values()]) for (const stream of [...s.all]) this.drop(stream);
   }
 
-  private remove(stream: Stream): void {
-    const s = this.sales.get(stream.saleId);
-    if (!s) return;
+  /**
+   * The one way a stream leaves: out of every list at once, its address released, its response
+   * ended (after `last`, when given and still writable). Idempotent.
+   */
+  private drop(stream: Stream, last?: string): void {
+    if (stream.closed) return;
     stream.closed = true;
-    s.all.delete(stream);
-    if (s.all.size === 0) {
-      if (s.positionTimer) clearTimeout(s.positionTimer);
-      this.sales.delete(stream.saleId);
+    const s = this.sales.get(stream.saleId);
+    if (s?.all.delete(stream)) {
+      this.count--;
+      const n = (this.addresses.get(stream.ip) ?? 1) - 1;
+      if (n > 0) this.addresses.set(stream.ip, n); else this.addresses.delete(stream.ip);
+      s.pending.remove(stream);
+      s.undrawn.delete(stream);
+      if (s.byUser.get(stream.userId) === stream) s.byUser.delete(stream.userId);
+      if (s.all.size === 0) {
+        if (s.positionTimer) clearTimeout(s.positionTimer);
+        this.sales.delete(stream.saleId);
+      }
+      this.opts.onCount?.(this.count);
     }
-    this.onCount(this.size);
+    this.end(stream, last);
+  }
+
+  /** Ends a response, writing `last` first if it still can; never throws. */
+  private end(stream: Stream, last?: string): void {
+    const { res } = stream;
+    stream.closed = true;
+    if (res.writableEnded || res.destroyed) return;
+    try {
+      if (last) res.write(last);
+      res.end();
+    } catch {
+      res.destroy();
+    }
+  }
+
+  /** Writes to one stream; a stream that can no longer be written to is dropped instead. */
+  private send(stream: Stream, msg: string): void {
+    if (stream.closed) return;
+    const { res } = stream;
+    if (res.writableEnded || res.destroyed) { this.drop(stream); return; }
+    try {
+      res.write(msg);
+    } catch {
+      this.drop(stream);
+    }
   }
 
   private onChange(live: LiveSale, kinds: Set<ChangeKind>): void {
@@ -89,8 +194,12 @@ export class SseHub {
     const status = live.status;
     if (kinds.has('status') && (status === 'sold_out' || status === 'ended' || status === 'cancelled')) {
       const event = status === 'sold_out' ? 'sold_out' : 'ended';
-      this.broadcast(s, sseMessage(event, { status, sale_status: status, inventory: live.snapshot.remaining }));
-      if (event === 'ended') for (const stream of s.all) stream.res.end();
+      const msg = sseMessage(event, { status, sale_status: status, inventory: live.snapshot.remaining });
+      if (event === 'ended') {
+        for (const stream of [...s.all]) this.drop(stream, msg);
+        return;
+      }
+      this.broadcast(s, msg);
       return;
     }
     if (kinds.has('inventory') || kinds.has('status')) {
@@ -99,6 +208,7 @@ export class SseHub {
       if (msg !== s.lastInventory) { s.lastInventory = msg; this.broadcast(s, msg); }
     }
     if (kinds.has('position')) {
+      if (live.snapshot.drawn && s.undrawn.size) this.resolveDrawn(s, live.saleId);
       this.admit(s, live);
       this.schedulePositions(s, live.saleId);
     }
@@ -108,10 +218,42 @@ export class SseHub {
     const wm = live.snapshot.watermark;
     while (s.pending.size && s.pending.peek()!.place <= wm) {
       const stream = s.pending.pop()!;
-      if (stream.closed) continue;
       stream.admitted = true;
-      stream.res.write(sseMessage('admitted', { status: 'admitted', place: stream.place, watermark: wm }));
+      this.send(stream, sseMessage('admitted', { status: 'admitted', place: stream.place, watermark: wm }));
     }
+  }
+
+  /**
+   * After the pre-queue draw, looks up the place of every stream that opened before it, so they
+   * hear their position and `admitted` like everyone else. One pass at a time per sale; a
+   * stream the engine could not place yet stays for the next change.
+   */
+  private resolveDrawn(s: SaleStreams, saleId: string): void {
+    if (s.resolving) return;
+    s.resolving = true;
+    void (async () => {
+      const todo = [...s.undrawn];
+      for (let i = 0; i < todo.length; i += RESOLVE_BATCH) {
+        await Promise.all(todo.slice(i, i + RESOLVE_BATCH).map(async (stream) => {
+          let place = 0;
+          try {
+            place = stream.closed ? 0 : await stream.resolvePlace!();
+          } catch (err) {
+            this.opts.onError?.(err, saleId);
+          }
+          if (place > 0 && !stream.closed && s.undrawn.delete(stream)) {
+            stream.place = place;
+            s.pending.push(stream);
+          }
+        }));
+      }
+      s.resolving = false;
+      const live = this.monitor.get(saleId);
+      if (live && this.sales.get(saleId) === s) {
+        this.admit(s, live);
+        this.schedulePositions(s, saleId);
+      }
+    })();
   }
 
   /** Positions go out at most once a second per sale: the latest picture wins. */
@@ -128,58 +270,17 @@ export class SseHub {
       for (const stream of s.all) {
         if (stream.admitted || stream.place === 0) continue;
         const position = Math.max(1, stream.place - watermark);
-        stream.res.write(`event: position\ndata: {"status":"waiting","position":${position},"watermark":${watermark},"entered":${entered},"estimated_wait_sec":${rate > 0 ? Math.ceil(position / rate) : 'null'}}\n\n`);
+        this.send(stream, `event: position\ndata: {"status":"waiting","position":${position},"watermark":${watermark},"entered":${entered},"estimated_wait_sec":${rate > 0 ? Math.ceil(position / rate) : 'null'}}\n\n`);
       }
     }, wait);
     s.positionTimer.unref();
   }
 
   private broadcast(s: SaleStreams, msg: string): void {
-    for (const stream of s.all) stream.res.write(msg);
+    for (const stream of s.all) this.send(stream, msg);
   }
 
   private broadcastAll(msg: string): void {
     for (const s of this.sales.values()) this.broadcast(s, msg);
-  }
-}
-
-/** A binary min-heap of streams by place; closed streams are dropped lazily when popped. */
-class PlaceHeap {
-  private readonly items: Stream[] = [];
-
-  get size() { return this.items.length; }
-  peek(): Stream | undefined { return this.items[0]; }
-
-  push(stream: Stream): void {
-    const a = this.items;
-    a.push(stream);
-    let i = a.length - 1;
-    while (i > 0) {
-      const parent = (i - 1) >> 1;
-      if (a[parent].place <= a[i].place) break;
-      [a[parent], a[i]] = [a[i], a[parent]];
-      i = parent;
-    }
-  }
-
-  pop(): Stream | undefined {
-    const a = this.items;
-    const top = a[0];
-    const last = a.pop();
-    if (a.length && last) {
-      a[0] = last;
-      let i = 0;
-      for (;;) {
-        const l = 2 * i + 1;
-        const r = l + 1;
-        let m = i;
-        if (l < a.length && a[l].place < a[m].place) m = l;
-        if (r < a.length && a[r].place < a[m].place) m = r;
-        if (m === i) break;
-        [a[m], a[i]] = [a[i], a[m]];
-        i = m;
-      }
-    }
-    return top;
   }
 }

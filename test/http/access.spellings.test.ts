@@ -114,7 +114,7 @@ it('no spelling of any admin route answers without the admin token, and none cha
   for (const r of guarded) {
     const body = r.method === 'GET' || r.method === 'HEAD' ? undefined : '{}';
     for (const path of spellings(fill(r.url))) {
-      for (const headers of [{}, { authorization: 'Bearer not-the-admin-token-000000' }]) {
+      for (const headers of [{}, { authorization: 'Bearer not-the-admin-token-000000' }] as Array<Record<string, string>>) {
         const res = await raw(r.method, path, headers, body);
         sent++;
         answers.set(res.status, (answers.get(res.status) ?? 0) + 1);

@@ -6,6 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import pino from 'pino';
+import type { FastifyBaseLogger } from 'fastify';
 import { describe } from 'vitest';
 import { buildApp, type App } from '../../src/app.js';
 import { loadConfig } from '../../src/config.js';
@@ -43,6 +44,8 @@ export interface StackOptions extends Partial<Omit<RuntimeOptions, 'config' | 'e
   peer?: Stack;
   /** Start the background loops (monitor polling, admission, sweepers). Default true. */
   workers?: boolean;
+  /** The HTTP layer's logger (default: none, or TEST_LOG's). */
+  appLogger?: FastifyBaseLogger;
 }
 
 export function testConfig(env: Record<string, string> = {}) {
@@ -84,7 +87,7 @@ export async function openStack(kind: StackKind, opts: StackOptions = {}): Promi
     cleanups.push(() => pgLedger.close(), () => db.drop(), () => redis.cleanup());
   }
   await runtime.start();
-  const app = await buildApp(runtime, { logger: testLog });
+  const app = await buildApp(runtime, { logger: opts.appLogger ?? testLog });
   return {
     kind, runtime, app, gateway: runtime.gateway as SandboxGateway, engine, ledger,
     // Every step runs even when one before it fails (a test that closed the ledger itself, say):
@@ -148,4 +151,14 @@ export async function admitEveryone(stack: Stack, saleId: string) {
     await new Promise((r) => setTimeout(r, 2));
   }
   await stack.runtime.monitor.refresh(saleId);
+}
+
+/**
+ * A logger that keeps every line at `warn` and above, for tests that prove nothing a client does
+ * makes the node log an error. Pass it as `log` and `appLogger`.
+ */
+export function recordingLogger() {
+  const lines: Array<{ level: number; msg: string; err?: { message?: string; code?: string } }> = [];
+  const logger = pino({ level: 'warn' }, { write: (line: string) => { lines.push(JSON.parse(line)); } });
+  return { logger, lines, errors: () => lines.filter((l) => l.level >= 50) };
 }

@@ -1,7 +1,8 @@
 /**
  * Keeps a waiting shopper's page current: Server-Sent Events while they work, and polling the
  * status (and, once admitted, the inventory) every 2 s when they do not — a proxy that buffers,
- * a network that drops long requests. SSE is tried again now and then while polling.
+ * a network that drops long requests. SSE is tried again now and then while polling, except in
+ * a tab whose stream was replaced by the same shopper's newer tab.
  *
  * `onEvent(kind, data)`: kind is an SSE event name (position, admitted, inventory, sold_out,
  * ended) or `status` for a polled ticket view.
@@ -33,6 +34,13 @@ export function follow(saleId, ticket, onEvent) {
     for (const kind of EVENTS) {
       es.addEventListener(kind, (e) => { try { emit(kind, JSON.parse(e.data)); } catch { /* a torn message: the next one fixes it */ } });
     }
+    // Another tab of this shopper opened the stream (a ticket holds one): this tab polls instead.
+    es.addEventListener('replaced', () => {
+      es.close();
+      es = null;
+      clearTimeout(retryTimer);
+      poll();
+    });
     es.onerror = () => {
       if (stopped) return;
       es.close();
