@@ -27,6 +27,16 @@ describe('configuration', () => {
     expect(Object.isFrozen(c)).toBe(true);
   });
 
+  it('trusts proxies by hop count or by address, never every hop', () => {
+    expect(loadConfig({}).trustProxy).toBe(false);
+    expect(loadConfig({ STAMPEDE_TRUST_PROXY: '0' }).trustProxy).toBe(false);
+    expect(loadConfig({ STAMPEDE_TRUST_PROXY: '1' }).trustProxy).toBe(1);
+    expect(loadConfig({ STAMPEDE_TRUST_PROXY: '10.0.0.0/8, 192.168.1.7,::1' }).trustProxy).toEqual(['10.0.0.0/8', '192.168.1.7', '::1']);
+    // Event streams per address: capped by default, uncapped where every request comes from one address.
+    expect(loadConfig({}).streamsPerAddress).toBe(200);
+    expect(loadConfig({ STAMPEDE_IP_RATE_LIMIT: '0' }).streamsPerAddress).toBe(0);
+  });
+
   it('production refuses to start without each secret, and demo is off there', () => {
     for (const name of Object.keys(SECRETS)) {
       const env: Record<string, string> = { NODE_ENV: 'production', ...SECRETS };
@@ -52,6 +62,12 @@ describe('configuration', () => {
     ['STAMPEDE_ADMIN_TOKEN', 'short', /STAMPEDE_ADMIN_TOKEN must be at least 16 characters/],
     ['LOG_LEVEL', 'loud', /LOG_LEVEL is not a pino level/],
     ['STAMPEDE_SANDBOX_LATENCY_MS', '0.5', /STAMPEDE_SANDBOX_LATENCY_MS must be an integer from 0 to 60000/],
+    ['STAMPEDE_TRUST_PROXY', 'true', /STAMPEDE_TRUST_PROXY must be a hop count/],
+    ['STAMPEDE_TRUST_PROXY', '10.0.0.0/33', /STAMPEDE_TRUST_PROXY must be a hop count/],
+    ['STAMPEDE_TRUST_PROXY', '10.0.0.0/8,lb.internal', /STAMPEDE_TRUST_PROXY .*"lb.internal"/],
+    ['STAMPEDE_TRUST_PROXY', '99', /STAMPEDE_TRUST_PROXY must be a hop count from 0 to 10/],
+    ['STAMPEDE_METRICS_TOKEN', 'short', /STAMPEDE_METRICS_TOKEN must be at least 16 characters/],
+    ['STAMPEDE_STREAMS_PER_ADDRESS', '-3', /STAMPEDE_STREAMS_PER_ADDRESS must be an integer/],
   ])('%s=%s is refused with one line naming it', (name, value, message) => {
     let err: unknown;
     try { loadConfig({ [name]: value }); } catch (e) { err = e; }

@@ -5,6 +5,7 @@
  * and dots, a trailing slash and case changes, sent byte for byte over a real socket (not
  * `inject`, which could tidy a path the way no attacker's client would).
  */
+import { readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import Fastify from 'fastify';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -86,6 +87,13 @@ it('every admin route declares admin access, and the table holds the routes the 
   expect(admin.map((r) => `${r.method} ${r.url}`)).toEqual(expect.arrayContaining(['POST /api/admin/flash-sales/:id/cancel', 'GET /api/admin/flash-sales']));
   // /metrics is guarded too.
   expect(stack.app.routeTable.find((r) => r.url === '/metrics')?.access).toBe('metrics');
+});
+
+it('docs/security.md lists every route with the access the code gives it, and no other', () => {
+  const doc = readFileSync(new URL('../../docs/security.md', import.meta.url), 'utf8');
+  const documented = [...doc.matchAll(/^\| (GET|POST|PATCH|PUT|DELETE) \| (\S+) \| (\w+) \|/gm)].map((m) => `${m[1]} ${m[2]} ${m[3]}`).sort();
+  const actual = stack.app.routeTable.filter((r) => r.method !== 'HEAD').map((r) => `${r.method} ${r.url} ${r.access}`).sort();
+  expect(documented).toEqual(actual);
 });
 
 it('a route that declares no access cannot be added', async () => {
