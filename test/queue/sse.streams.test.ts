@@ -11,7 +11,7 @@ import { EngineClock } from '../../src/engine/engine-clock.js';
 import { SaleMonitor } from '../../src/queue/sale-monitor.js';
 import { SseHub } from '../../src/queue/sse-hub.js';
 import { engineSale, freshLoad } from '../support/sales.js';
-import { admitEveryone, createSale, describeStacks, enter, openStack, userToken, type Stack } from '../support/stack.js';
+import { createSale, describeStacks, enter, openStack, userToken, type Stack } from '../support/stack.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
