@@ -14,7 +14,8 @@ import { queueRoutes } from './http/queue-routes.js';
 import { checkoutRoutes } from './http/checkout-routes.js';
 import { systemRoutes } from './http/system-routes.js';
 import { webRoutes } from './web/web-routes.js';
-import { guardRoutes, type RouteEntry } from './http/access.js';
+import { guardRoutes } from './http/access.js';
+import './http/fastify-decorations.js';
 import { accessLogSerializers } from './http/log-redaction.js';
 
 /** The refusal code of a request, for the per-sale traffic counters. */
@@ -123,10 +124,3 @@ export async function buildApp(runtime: Runtime, opts: { logger?: FastifyBaseLog
   return app;
 }
 
-declare module 'fastify' {
-  interface FastifyInstance {
-    runtime: Runtime;
-    /** Every route with the access it declares (see http/access.ts). */
-    routeTable: RouteEntry[];
-  }
-}

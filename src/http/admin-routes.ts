@@ -1,12 +1,12 @@
 /** The admin API: create, read, change and cancel sales; live stats; the orders of a sale. */
 import { Type } from 'typebox';
-import type { App } from '../app.js';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { CreateSaleBody, PatchSaleBody, saleJson } from '../sales/sale-schema.js';
 import { orderView } from '../checkout/checkout-service.js';
 import { ErrorBody, SaleParams, SaleResponse, errors } from './schemas.js';
 import type { Sale } from '../ledger/ledger.js';
 
-export async function adminRoutes(app: App) {
+export const adminRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const { runtime } = app;
   const tags = ['admin'];
   const security = [{ admin: [] }];
@@ -92,4 +92,4 @@ export async function adminRoutes(app: App) {
     const orders = await runtime.ledger.listOrders(req.params.id, { status: req.query.status as never, limit: req.query.limit ?? 200 });
     return { orders: orders.map((o) => ({ ...orderView(o), user_id: o.userId })) };
   });
-}
+};

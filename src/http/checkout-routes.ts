@@ -1,6 +1,6 @@
 /** Checkout over HTTP: pre-authorise while queued, purchase, and the order's own routes. */
 import { Type } from 'typebox';
-import type { App } from '../app.js';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { soldOut } from '../checkout/checkout-service.js';
 import { StampedeError } from '../errors.js';
 import { OrderResponse, SaleParams, doc, errors } from './schemas.js';
@@ -8,7 +8,7 @@ import { OrderResponse, SaleParams, doc, errors } from './schemas.js';
 const Token = Type.String({ minLength: 1, maxLength: 256, description: 'A card token or test card number (sandbox: tok_visa, 4242424242424242, ...)' });
 const OrderParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) });
 
-export async function checkoutRoutes(app: App) {
+export const checkoutRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const { runtime } = app;
   const recentKeys = new RecentKeys(100_000);
   const tags = ['checkout'];
@@ -98,7 +98,7 @@ export async function checkoutRoutes(app: App) {
     config,
     schema: { tags, security, params: OrderParams, summary: 'Give a reserved order back', response: { 200: OrderResponse, ...errors(401, 404, 409) } },
   }, async (req) => runtime.checkout.cancel(req.params.id, await runtime.auth.user(req.headers.authorization)));
-}
+};
 
 /** Idempotency keys this node saw lately, in two generations (bounded, O(1) per call). */
 class RecentKeys {

@@ -1,6 +1,6 @@
 /** The waiting room over HTTP: enter the queue, ask where you stand, or listen (SSE). */
 import { Type } from 'typebox';
-import type { App } from '../app.js';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { sseMessage } from '../queue/sse-hub.js';
 import { StampedeError } from '../errors.js';
 import { SaleParams, TicketQuery, TicketResponse, TicketResponseSchema, doc, errors } from './schemas.js';
@@ -8,7 +8,7 @@ import { SaleParams, TicketQuery, TicketResponse, TicketResponseSchema, doc, err
 /** A rate-limit key for a ticket: its MAC, unique per ticket, without parsing it. */
 const ticketKey = (ticket: string) => ticket.slice(-22);
 
-export async function queueRoutes(app: App) {
+export const queueRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const { runtime } = app;
   const tags = ['queue'];
 
@@ -85,4 +85,4 @@ export async function queueRoutes(app: App) {
       resolvePlace: place === 0 && !ticket.shadow ? () => runtime.queue.placeOf(ticket) : undefined,
     });
   });
-}
+};

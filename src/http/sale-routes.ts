@@ -1,10 +1,10 @@
 /** Public sale pages' data: the list, one sale, its inventory, and the proof-of-work challenge. */
-import type { App } from '../app.js';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { saleJson } from '../sales/sale-schema.js';
 import { SaleParams, SaleResponse, doc, errors } from './schemas.js';
 import { Type } from 'typebox';
 
-export async function publicSaleRoutes(app: App) {
+export const publicSaleRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const { runtime } = app;
   const tags = ['shopper'];
   const config = { access: 'public' } as const;
@@ -60,4 +60,4 @@ export async function publicSaleRoutes(app: App) {
     const challenge = await runtime.pow.challenge(sale.id, sale.botProtection.powDifficulty);
     return challenge ?? { challenge: null };
   });
-}
+};

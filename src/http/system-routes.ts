@@ -1,8 +1,8 @@
 /** Liveness, readiness, metrics, the OpenAPI document, the admission-pass keys and demo sessions. */
-import type { App } from '../app.js';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { StampedeError } from '../errors.js';
 
-export async function systemRoutes(app: App) {
+export const systemRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const { runtime } = app;
   const pub = { access: 'public' } as const;
   const hidden = { config: pub, schema: { hide: true } };
@@ -40,4 +40,4 @@ export async function systemRoutes(app: App) {
     const { token, sub } = await runtime.auth.issue();
     return reply.code(201).send({ token, user_id: sub, token_type: 'Bearer' });
   });
-}
+};

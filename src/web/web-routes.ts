@@ -18,7 +18,7 @@ import { createRequire } from 'node:module';
 import { dirname, extname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { brotliCompressSync, constants as zlib, gzipSync } from 'node:zlib';
-import type { App } from '../app.js';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 
 const PUBLIC = fileURLToPath(new URL('./public/', import.meta.url));
 const TYPES: Record<string, string> = {
@@ -134,7 +134,7 @@ async function listFiles(dir: string, prefix = ''): Promise<string[]> {
   return out;
 }
 
-export async function webRoutes(app: App) {
+export const webRoutes: FastifyPluginAsyncTypebox = async (app) => {
   // Every app in a process serves the same files: read and compress them once.
   const assets = await (shared ??= loadAssets());
   app.get('/*', { config: { access: 'public' }, schema: { hide: true } }, async (req, reply) => {
@@ -153,4 +153,4 @@ export async function webRoutes(app: App) {
     if (encoding) reply.header('content-encoding', encoding);
     return reply.send(encoding ? asset[encoding] : asset.body);
   });
-}
+};
