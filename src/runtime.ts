@@ -17,6 +17,7 @@ import { Metrics, instrument } from './http/metrics.js';
 import { Auth } from './http/auth.js';
 import { SaleTraffic } from './http/sale-traffic.js';
 import { SaleService } from './sales/sale-service.js';
+import { SaleStats } from './sales/sale-stats.js';
 import { SaleMonitor } from './queue/sale-monitor.js';
 import { TicketSigner } from './queue/ticket.js';
 import { AdmissionPassSigner } from './queue/admission-pass.js';
@@ -84,6 +85,8 @@ export class Runtime {
   readonly localLimits: RateLimits;
   readonly sharedLimits: RateLimits;
   readonly passes: AdmissionPassSigner;
+  /** The admin's live counters of a sale. */
+  readonly stats: SaleStats;
   /** Publishes the outbox to NATS JetStream when NATS_URL is set. */
   readonly outbox: OutboxRelay | null;
   private readonly timers: NodeJS.Timeout[] = [];
@@ -112,7 +115,9 @@ export class Runtime {
       ? new SiteverifyCaptcha({ provider, secret: config.captchaSecret, verifyUrl: config.captchaVerifyUrl ?? undefined })
       : null);
     const gate = opts.gate ?? new DefenceGate(this.pow, this.botSignals, captcha);
-    this.queue = new QueueService(engine, this.monitor, this.clock, this.sales, new TicketSigner(config.ticketSecret), this.passes, gate, ledger);
+    // The waiting room asks checkout for a buyer's order; checkout is built below, so the port defers to it.
+    const liveOrders = { liveOrderOf: (saleId: string, userId: string) => this.checkout.liveOrderOf(saleId, userId) };
+    this.queue = new QueueService(engine, this.monitor, this.clock, this.sales, new TicketSigner(config.ticketSecret), this.passes, gate, liveOrders);
     this.sse = new SseHub(this.monitor, {
       streamsPerAddress: config.streamsPerAddress,
       onCount: (n) => this.metrics.sseConnections.set(n),
@@ -122,14 +127,24 @@ export class Runtime {
       nodeId: this.nodeId, onError: (err) => log.error({ err }, 'admission step failed'),
       onAdmitted: (saleId) => void this.monitor.refresh(saleId),
     });
-    this.payments = new PaymentService(ledger, gateway, this.clock);
-    this.checkout = new CheckoutService(engine, ledger, this.clock, this.sales, this.queue, this.monitor, this.payments, log);
-    this.holdSweeper = new HoldSweeper(engine, ledger, this.clock, this.monitor, this.checkout, this.payments);
-    this.voidSweeper = new VoidSweeper(ledger, this.monitor, this.payments);
     const rl = { keyPrefix: `${config.production ? '' : 'dev:'}${config.redisPrefix}:rl:${engine.kind === 'redis' ? 'shared' : this.nodeId}`, ...opts.rateLimits };
     this.localLimits = new RateLimits({ ...rl, ipPerSec: config.ipRateLimit, buckets: { purchase: [], enter: [], ...pickBuckets(opts.rateLimits, ['ip', 'read']) } });
-    this.outbox = config.natsUrl ? new OutboxRelay(ledger, { url: config.natsUrl }) : null;
     this.sharedLimits = new RateLimits({ ...rl, ipPerSec: 0, redis: this.redis ?? undefined, buckets: { read: [], ...pickBuckets(opts.rateLimits, ['purchase', 'enter']) } });
+    this.payments = new PaymentService(ledger, gateway, this.clock);
+    this.checkout = new CheckoutService(engine, ledger, this.clock, this.sales, this.queue, this.monitor, this.payments, this.sharedLimits, log);
+    this.holdSweeper = new HoldSweeper(engine, ledger, this.clock, this.monitor, this.checkout, this.payments);
+    this.voidSweeper = new VoidSweeper(this.checkout, this.monitor, this.payments);
+    this.outbox = config.natsUrl ? new OutboxRelay(ledger, { url: config.natsUrl }) : null;
+    this.sales.useCancellation({
+      announce: (saleId) => this.monitor.refresh(saleId),
+      endReserved: (saleId) => this.checkout.endReserved(saleId, 'cancelled'),
+      voidOpen: async (saleId) => {
+        let voided = 0;
+        for (let n; (n = await this.payments.voidOpen({ saleId, reason: 'cancelled', limit: 500 })) > 0;) voided += n;
+        return voided;
+      },
+    });
+    this.stats = new SaleStats({ sales: this.sales, monitor: this.monitor, clock: this.clock, checkout: this.checkout, payments: this.payments, traffic: this.traffic, sse: this.sse });
   }
 
   /** Opens the engine and ledger the configuration names (or the ones given) and wires a node. */
@@ -179,7 +194,7 @@ export class Runtime {
    */
   async discover(): Promise<void> {
     const now = this.clock.now();
-    for (const sale of await this.ledger.listSales()) {
+    for (const sale of await this.sales.list()) {
       const current = sale.endsAt.getTime() + FOLLOW_MS > now && sale.startsAt.getTime() - FOLLOW_MS < now;
       if (!current) { if (this.monitor.get(sale.id)) this.monitor.unwatch(sale.id); continue; }
       if (await this.sales.ensureLoaded(sale)) this.log.info({ saleId: sale.id }, 'sale loaded into the engine from the ledger');

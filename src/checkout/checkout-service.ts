@@ -9,7 +9,10 @@ import { randomUUID } from 'node:crypto';
 import type { Engine } from '../engine/engine.js';
 import type { EngineClock } from '../engine/engine-clock.js';
 import { StampedeError } from '../errors.js';
-import { LedgerOversellError, type Ledger, type Order } from '../ledger/ledger.js';
+import { LedgerOversellError, type Order, type OrderStatus } from '../ledger/ledger.js';
+import type { OrdersRepository } from '../ledger/repositories.js';
+import type { RateLimits } from '../defence/rate-limits.js';
+import { RecentKeys } from './recent-keys.js';
 import type { PaymentService } from '../payments/payment-service.js';
 import type { QueueService } from '../queue/queue-service.js';
 import type { SaleMonitor } from '../queue/sale-monitor.js';
@@ -50,20 +53,35 @@ export function orderView(o: Order): OrderView {
 export const soldOut = () => new StampedeError('SOLD_OUT', undefined, { extra: { status: 'sold_out' } });
 
 export class CheckoutService {
+  /** Each user's live order per sale, for a second: buyers poll their status too. */
+  private readonly liveOrders = new Map<string, { order: Order | null; at: number }>();
+  /** Idempotency keys this node saw lately: a retry is answered without spending the rate limit. */
+  private readonly recentKeys = new RecentKeys(100_000);
+
   constructor(
     private readonly engine: Engine,
-    private readonly ledger: Ledger,
+    private readonly ledger: OrdersRepository,
     private readonly clock: EngineClock,
     private readonly sales: SaleService,
     private readonly queue: QueueService,
     private readonly monitor: SaleMonitor,
     private readonly payments: PaymentService,
+    private readonly limits: Pick<RateLimits, 'consume'>,
     private readonly log: { error(obj: object, msg: string): void } = console,
   ) {}
 
+  /**
+   * The whole refusal pipeline of a purchase, cheapest first: sold out (from this node's
+   * picture), a bad or shadow ticket, the shared per-user rate limit (not spent again by a retry
+   * of a key this node saw), then the engine's atomic step and the ledger.
+   */
   async purchase(req: PurchaseRequest): Promise<OrderView> {
     this.refuseIfSoldOut(req.saleId, req.userId, req.sku);
     const ticket = this.screen(req.saleId, req.ticket, req.userId);
+    // A double click must not turn into a 429: a key seen lately skips the limit.
+    const seen = `${req.saleId}|${req.userId}|${req.idempotencyKey}`;
+    if (!this.recentKeys.has(seen)) await this.limits.consume('purchase', req.userId);
+    this.recentKeys.add(seen);
 
     const place = await this.queue.placeOf(ticket);
     let result;
@@ -100,6 +118,12 @@ export class CheckoutService {
       throw new StampedeError('UNAVAILABLE', 'The order could not be recorded; retry shortly', { retryAfter: 1 });
     }
     return this.settle(order, req.paymentToken);
+  }
+
+  /** Throws SOLD_OUT for a user who never bought once every item of the sale is gone (the HTTP fast path). */
+  refuseLoser(saleId: string, userId: string): void {
+    const live = this.monitor.get(saleId);
+    if (live?.status === 'sold_out' && !live.buyers.has(userId)) throw soldOut();
   }
 
   /**
@@ -146,6 +170,42 @@ export class CheckoutService {
 
   async get(orderId: string, userId: string): Promise<OrderView> {
     return orderView(await this.owned(orderId, userId));
+  }
+
+  /** The user's live order in a sale (confirmed, else reserved), from a one-second cache. */
+  async liveOrderOf(saleId: string, userId: string): Promise<Order | null> {
+    const key = `${saleId}|${userId}`;
+    const hit = this.liveOrders.get(key);
+    if (hit && Date.now() - hit.at < 1000) return hit.order;
+    const orders = await this.ledger.listOrders(saleId, { userId, limit: 100 });
+    const order = orders.find((o) => o.status === 'confirmed') ?? orders.find((o) => o.status === 'reserved') ?? null;
+    if (this.liveOrders.size > 50_000) this.liveOrders.clear();
+    this.liveOrders.set(key, { order, at: Date.now() });
+    return order;
+  }
+
+  /** Users with a reserved order in the sale: their capture may still come. */
+  async reservedBuyers(saleId: string): Promise<Set<string>> {
+    const reserved = await this.ledger.listOrders(saleId, { status: 'reserved', limit: 100_000 });
+    return new Set(reserved.map((o) => o.userId));
+  }
+
+  /** Ends every reserved order of a sale (a cancelled sale); returns how many. */
+  async endReserved(saleId: string, status: 'cancelled' | 'expired'): Promise<number> {
+    let ended = 0;
+    for (const order of await this.ledger.listOrders(saleId, { status: 'reserved', limit: 1_000_000 })) {
+      if (await this.end(order, status)) ended++;
+    }
+    return ended;
+  }
+
+  /** A sale's orders, oldest first (the admin's list). */
+  list(saleId: string, opts: { status?: OrderStatus; limit?: number }): Promise<Order[]> {
+    return this.ledger.listOrders(saleId, opts);
+  }
+
+  orderCounts(saleId: string): Promise<Record<OrderStatus, number>> {
+    return this.ledger.orderCounts(saleId);
   }
 
   /** Ends a reserved order without payment: ledger first (the record), then the engine hold, exactly once each. */

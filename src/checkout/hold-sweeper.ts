@@ -7,7 +7,7 @@
  */
 import type { Engine, EngineHold } from '../engine/engine.js';
 import type { EngineClock } from '../engine/engine-clock.js';
-import type { Ledger } from '../ledger/ledger.js';
+import type { OrdersRepository } from '../ledger/repositories.js';
 import type { PaymentService } from '../payments/payment-service.js';
 import type { SaleMonitor } from '../queue/sale-monitor.js';
 import type { CheckoutService } from './checkout-service.js';
@@ -18,7 +18,7 @@ export const SWEEP_GRACE_MS = 2000;
 export class HoldSweeper {
   constructor(
     private readonly engine: Engine,
-    private readonly ledger: Ledger,
+    private readonly ledger: OrdersRepository,
     private readonly clock: EngineClock,
     private readonly monitor: SaleMonitor,
     private readonly checkout: CheckoutService,

@@ -44,52 +44,21 @@ export const adminRoutes: FastifyPluginAsyncTypebox = async (app) => {
 
   app.post('/flash-sales/:id/cancel', {
     config, schema: { tags, security, summary: 'Cancel a sale: every hold released, every authorisation voided', params: SaleParams, response: { 200: SaleResponse, ...errors(401, 404) } },
-  }, async (req) => {
-    const sale = await runtime.sales.cancel(req.params.id);
-    await runtime.monitor.refresh(sale.id);
-    for (const order of await runtime.ledger.listOrders(sale.id, { status: 'reserved', limit: 1_000_000 })) {
-      await runtime.checkout.end(order, 'cancelled');
-    }
-    while ((await runtime.payments.voidOpen({ saleId: sale.id, reason: 'cancelled', limit: 500 })) > 0);
-    return render(await runtime.sales.fresh(sale.id));
-  });
+  }, async (req) => render(await runtime.sales.cancel(req.params.id)));
 
   app.get('/flash-sales/:id/stats', {
     config, schema: { tags, security, summary: 'Live counters of a sale', params: SaleParams, response: { 404: ErrorBody } },
-  }, async (req) => {
-    const sale = await runtime.sales.fresh(req.params.id);
-    const live = await runtime.monitor.refresh(sale.id);
-    const [orders, payments] = await Promise.all([runtime.ledger.orderCounts(sale.id), runtime.ledger.paymentCounts(sale.id)]);
-    const snap = live?.snapshot;
-    const traffic = runtime.traffic.read(sale.id);
-    return {
-      sale_id: sale.id,
-      status: runtime.monitor.get(sale.id)?.status ?? 'scheduled',
-      server_time: new Date(runtime.clock.now()).toISOString(),
-      entered: snap?.entered ?? 0,
-      waiting: snap ? Math.max(0, snap.entered - snap.watermark) : 0,
-      admitted: snap?.watermark ?? 0,
-      active: snap?.active ?? 0,
-      holds: snap?.heldUnits ?? 0,
-      sold: sale.items.reduce((n, i) => n + i.sold, 0),
-      items: sale.items.map((i) => ({ sku: i.sku, quantity: i.quantity, sold: i.sold, held: i.held, remaining: snap?.remaining[i.sku] ?? i.quantity - i.sold - i.held })),
-      orders, authorizations: payments,
-      requests_per_sec: Math.round(traffic.requestsPerSec * 10) / 10,
-      rejections: traffic.rejections,
-      bot_flags: snap?.flags ?? {},
-      sse_connections: runtime.sse.size,
-    };
-  });
+  }, async (req) => runtime.stats.read(req.params.id));
 
   app.get('/flash-sales/:id/orders', {
     config,
     schema: {
-      tags, security, summary: 'Orders of a sale, newest first', params: SaleParams,
+      tags, security, summary: 'Orders of a sale, oldest first', params: SaleParams,
       querystring: Type.Object({ status: Type.Optional(Type.Union(['reserved', 'confirmed', 'expired', 'cancelled', 'failed'].map((s) => Type.Literal(s)))), limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })) }),
     },
   }, async (req) => {
     await runtime.sales.get(req.params.id);
-    const orders = await runtime.ledger.listOrders(req.params.id, { status: req.query.status as never, limit: req.query.limit ?? 200 });
+    const orders = await runtime.checkout.list(req.params.id, { status: req.query.status as never, limit: req.query.limit ?? 200 });
     return { orders: orders.map((o) => ({ ...orderView(o), user_id: o.userId })) };
   });
 };

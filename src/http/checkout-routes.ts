@@ -1,7 +1,6 @@
 /** Checkout over HTTP: pre-authorise while queued, purchase, and the order's own routes. */
 import { Type } from 'typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { soldOut } from '../checkout/checkout-service.js';
 import { StampedeError } from '../errors.js';
 import { OrderResponse, SaleParams, doc, errors } from './schemas.js';
 
@@ -10,7 +9,6 @@ const OrderParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 
 
 export const checkoutRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const { runtime } = app;
-  const recentKeys = new RecentKeys(100_000);
   const tags = ['checkout'];
   const security = [{ user: [] }];
   const config = { access: 'user' } as const;
@@ -51,24 +49,14 @@ export const checkoutRoutes: FastifyPluginAsyncTypebox = async (app) => {
     // When the whole sale is gone, most of the crowd is told so before its body is read or
     // validated: rejecting is most of a drop's traffic. Buyers go on (they may be replaying).
     onRequest: async (req) => {
-      const live = runtime.monitor.get((req.params as { id: string }).id);
-      if (live?.status !== 'sold_out') return;
-      const userId = await runtime.auth.user(req.headers.authorization);
-      if (!live.buyers.has(userId)) throw soldOut();
+      const saleId = (req.params as { id: string }).id;
+      if (runtime.monitor.get(saleId)?.status !== 'sold_out') return;
+      runtime.checkout.refuseLoser(saleId, await runtime.auth.user(req.headers.authorization));
     },
   }, async (req, reply) => {
     const key = req.headers['idempotency-key'];
     if (!key) throw new StampedeError('IDEMPOTENCY_KEY_REQUIRED');
     const userId = await runtime.auth.user(req.headers.authorization);
-    // A sold-out answer, and a refusal of a bad or shadow ticket, cost next to nothing: given
-    // before the (shared, Redis) rate limit.
-    runtime.checkout.refuseIfSoldOut(req.params.id, userId, req.body.sku);
-    runtime.checkout.screen(req.params.id, req.body.ticket, userId);
-    // A retry of a key this node has seen is answered (the first answer) without spending the
-    // rate limit: a double click must not turn into a 429.
-    const seen = `${req.params.id}|${userId}|${key}`;
-    if (!recentKeys.has(seen)) await runtime.sharedLimits.consume('purchase', userId);
-    recentKeys.add(seen);
     const order = await runtime.checkout.purchase({
       saleId: req.params.id, userId, ticket: req.body.ticket, sku: req.body.sku, quantity: req.body.quantity ?? 1,
       idempotencyKey: key, paymentToken: req.body.payment_token,
@@ -99,15 +87,3 @@ export const checkoutRoutes: FastifyPluginAsyncTypebox = async (app) => {
     schema: { tags, security, params: OrderParams, summary: 'Give a reserved order back', response: { 200: OrderResponse, ...errors(401, 404, 409) } },
   }, async (req) => runtime.checkout.cancel(req.params.id, await runtime.auth.user(req.headers.authorization)));
 };
-
-/** Idempotency keys this node saw lately, in two generations (bounded, O(1) per call). */
-class RecentKeys {
-  private young = new Set<string>();
-  private old = new Set<string>();
-  constructor(private readonly size: number) {}
-  has(key: string) { return this.young.has(key) || this.old.has(key); }
-  add(key: string) {
-    if (this.young.size >= this.size) { this.old = this.young; this.young = new Set(); }
-    this.young.add(key);
-  }
-}

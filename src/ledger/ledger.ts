@@ -148,6 +148,13 @@ export class LedgerNotFoundError extends Error {
   }
 }
 
+/** A sale as the ledger holds it at one instant: see `Ledger.saleSnapshot`. */
+export interface SaleRecordSnapshot {
+  sale: Sale;
+  reserved: Order[];
+  perUser: Array<{ userId: string; sku: string; units: number }>;
+}
+
 export interface Ledger {
   readonly kind: 'pg' | 'pglite';
   /** Applies pending migrations in order, each recorded in `schema_migrations`. */
@@ -181,6 +188,12 @@ export interface Ledger {
   orderCounts(saleId: string): Promise<Record<OrderStatus, number>>;
   /** Units per user and SKU in reserved plus confirmed orders (to rebuild the engine's per-user counts). */
   unitsPerUser(saleId: string): Promise<Array<{ userId: string; sku: string; units: number }>>;
+  /**
+   * What the engine is rebuilt from, read in one REPEATABLE READ transaction: the sale (its
+   * items' sold counts), its reserved orders and units per user all as of the same instant. Reads
+   * taken at different moments let an order paid in between count as neither sold nor held.
+   */
+  saleSnapshot(saleId: string): Promise<SaleRecordSnapshot | null>;
 
   insertPayment(p: NewPayment): Promise<Payment>;
   /** Compare-and-set on status; null when the payment was not in one of `from`. */

@@ -5,7 +5,7 @@
  * exactly-once in the stream within its duplicate window.
  */
 import { connect, type JetStreamClient, type NatsConnection } from 'nats';
-import type { Ledger } from './ledger.js';
+import type { OutboxRepository } from './repositories.js';
 
 export const STREAM = 'STAMPEDE';
 export const SUBJECT_PREFIX = 'stampede';
@@ -14,7 +14,7 @@ export class OutboxRelay {
   private nc: NatsConnection | null = null;
   private js: JetStreamClient | null = null;
 
-  constructor(private readonly ledger: Ledger, private readonly opts: { url: string; stream?: string; subjectPrefix?: string }) {}
+  constructor(private readonly ledger: OutboxRepository, private readonly opts: { url: string; stream?: string; subjectPrefix?: string }) {}
 
   private get stream() { return this.opts.stream ?? STREAM; }
   private get prefix() { return this.opts.subjectPrefix ?? SUBJECT_PREFIX; }

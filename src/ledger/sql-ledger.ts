@@ -18,6 +18,7 @@ import {
   type PaymentStatus,
   type Sale,
   type SaleInput,
+  type SaleRecordSnapshot,
 } from './ledger.js';
 import { ORDER_STATUSES, countsByStatus, isUuid, toOrder, type OrderRow } from './ledger-rows.js';
 import { migrate } from './migrate.js';
@@ -284,6 +285,19 @@ export class SqlLedger implements Ledger {
         )
       : { rows: [] };
     return countsByStatus(ORDER_STATUSES, rows);
+  }
+
+  async saleSnapshot(saleId: string): Promise<SaleRecordSnapshot | null> {
+    if (!isUuid(saleId)) return null;
+    return this.db.transaction(async (tx) => {
+      // First statement of the transaction: every read below sees the same snapshot.
+      await tx.exec('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ');
+      const ledger = new SqlLedger(tx, { batching: false });
+      const sale = await ledger.getSale(saleId);
+      if (!sale) return null;
+      const reserved = await ledger.listOrders(saleId, { status: 'reserved' });
+      return { sale, reserved, perUser: await ledger.unitsPerUser(saleId) };
+    });
   }
 
   async unitsPerUser(saleId: string): Promise<Array<{ userId: string; sku: string; units: number }>> {

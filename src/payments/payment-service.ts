@@ -8,7 +8,8 @@
 import { randomUUID } from 'node:crypto';
 import type { EngineClock } from '../engine/engine-clock.js';
 import { StampedeError } from '../errors.js';
-import type { Ledger, Order, Payment, Sale } from '../ledger/ledger.js';
+import type { Order, Payment, PaymentStatus, Sale } from '../ledger/ledger.js';
+import type { PaymentsRepository } from '../ledger/repositories.js';
 import { GatewayUnavailableError, IdempotencyKeyReusedError, paymentUnavailable, type GatewayOutcome, type PaymentGateway } from './gateway.js';
 
 const NOT_SEEN: GatewayOutcome = { ok: false, reason: 'not_found', message: 'the gateway never saw this key' };
@@ -25,7 +26,7 @@ export type Settlement =
   | { outcome: 'none' };
 
 export class PaymentService {
-  constructor(private readonly ledger: Ledger, readonly gateway: PaymentGateway, private readonly clock: EngineClock) {}
+  constructor(private readonly ledger: PaymentsRepository, readonly gateway: PaymentGateway, private readonly clock: EngineClock) {}
 
   /**
    * Authorises the sale price times the user's limit (the most they could buy). One live
@@ -166,5 +167,10 @@ export class PaymentService {
       if (err instanceof IdempotencyKeyReusedError) throw new StampedeError('REQUEST_IN_PROGRESS', 'An earlier authorisation is still being settled; retry in a moment', { retryAfter: 2 });
       throw err;
     }
+  }
+
+  /** Authorisations of a sale by status (the admin's stats). */
+  counts(saleId: string): Promise<Record<PaymentStatus, number>> {
+    return this.ledger.paymentCounts(saleId);
   }
 }

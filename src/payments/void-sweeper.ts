@@ -3,7 +3,6 @@
  * or is cancelled, and any at all past the 30-minute cap. Runs on the leader. Authorisations of
  * users who still hold stock are spared while they do — their capture may be in flight.
  */
-import type { Ledger } from '../ledger/ledger.js';
 import type { LiveSale, SaleMonitor } from '../queue/sale-monitor.js';
 import type { PaymentService } from './payment-service.js';
 
@@ -16,7 +15,7 @@ export const HOLD_RECORD_GRACE_MS = 30_000;
 
 export class VoidSweeper {
   constructor(
-    private readonly ledger: Ledger,
+    private readonly orders: { reservedBuyers(saleId: string): Promise<Set<string>> },
     private readonly monitor: SaleMonitor,
     private readonly payments: PaymentService,
     private readonly graceMs = HOLD_RECORD_GRACE_MS,
@@ -37,8 +36,7 @@ export class VoidSweeper {
 
   /** Users whose capture may still come: a reserved order in the ledger, or a hold too new to be recorded yet. */
   private async holders(saleId: string, live: LiveSale): Promise<Set<string>> {
-    const reserved = await this.ledger.listOrders(saleId, { status: 'reserved', limit: 100_000 });
-    const holders = new Set(reserved.map((o) => o.userId));
+    const holders = await this.orders.reservedBuyers(saleId);
     const recent = Date.now() - this.graceMs;
     for (const [user, at] of live.buyers) if (at > recent) holders.add(user);
     return holders;

@@ -8,7 +8,7 @@ import { randomInt } from 'node:crypto';
 import type { Engine } from '../engine/engine.js';
 import type { EngineClock } from '../engine/engine-clock.js';
 import { StampedeError } from '../errors.js';
-import type { Ledger, Order, Sale } from '../ledger/ledger.js';
+import type { Order, Sale } from '../ledger/ledger.js';
 import type { SaleService } from '../sales/sale-service.js';
 import type { AdmissionPassSigner } from './admission-pass.js';
 import type { LiveSale, SaleMonitor } from './sale-monitor.js';
@@ -51,8 +51,12 @@ export interface EntryAttempt {
   captchaToken?: string;
 }
 
+/** What the waiting room asks the checkout tier: a shopper's live order, to say "purchased". */
+export interface LiveOrders {
+  liveOrderOf(saleId: string, userId: string): Promise<Order | null>;
+}
+
 export class QueueService {
-  private readonly orders = new Map<string, { order: Order | null; at: number }>();
   private readonly drawn = new Map<string, number>();
 
   constructor(
@@ -63,7 +67,7 @@ export class QueueService {
     private readonly tickets: TicketSigner,
     private readonly passes: AdmissionPassSigner,
     private readonly gate: EntryGate,
-    private readonly ledger: Pick<Ledger, 'listOrders'>,
+    private readonly orders: LiveOrders,
   ) {}
 
   async enter(saleId: string, attempt: EntryAttempt): Promise<TicketView & { queue_ticket: string }> {
@@ -108,18 +112,6 @@ export class QueueService {
     return place;
   }
 
-  /** The user's live order in a sale (confirmed or reserved), from a one-second cache: buyers poll too. */
-  private async orderOf(saleId: string, userId: string): Promise<Order | null> {
-    const key = `${saleId}|${userId}`;
-    const hit = this.orders.get(key);
-    if (hit && Date.now() - hit.at < 1000) return hit.order;
-    const orders = await this.ledger.listOrders(saleId, { userId, limit: 100 });
-    const order = orders.find((o) => o.status === 'confirmed') ?? orders.find((o) => o.status === 'reserved') ?? null;
-    if (this.orders.size > 50_000) this.orders.clear();
-    this.orders.set(key, { order, at: Date.now() });
-    return order;
-  }
-
   async live(saleId: string): Promise<LiveSale> {
     const live = this.monitor.get(saleId) ?? (await this.monitor.watch(saleId));
     if (!live) throw new StampedeError('SALE_NOT_FOUND');
@@ -141,7 +133,7 @@ export class QueueService {
     if (live.status === 'ended' || live.status === 'cancelled') return done('ended');
     // Took a hold once: purchased if that order is still confirmed or reserved (not declined or lapsed).
     if (!ticket.shadow && live.buyers.has(ticket.userId)) {
-      const order = await this.orderOf(sale.id, ticket.userId);
+      const order = await this.orders.liveOrderOf(sale.id, ticket.userId);
       if (order) return { ...done('purchased'), order_id: order.id, order_status: order.status };
     }
     if (live.status === 'sold_out') return done('sold_out');

@@ -7,7 +7,8 @@
 import type { Engine, EngineSale } from '../engine/engine.js';
 import type { EngineClock } from '../engine/engine-clock.js';
 import { StampedeError } from '../errors.js';
-import type { Ledger, Sale } from '../ledger/ledger.js';
+import type { Sale } from '../ledger/ledger.js';
+import type { SalesRepository } from '../ledger/repositories.js';
 import { toSaleInput, validateSale, type CreateSaleBody, type PatchSaleBody } from './sale-schema.js';
 
 /** How long a node trusts its copy of a sale's record before reading the ledger again. */
@@ -28,11 +29,30 @@ export function toEngineSale(sale: Sale): EngineSale {
   };
 }
 
+/**
+ * What cancelling a sale asks of the other tiers, each through its own service (wired by the
+ * runtime, which builds the sales tier before the others).
+ */
+export interface CancellationSteps {
+  /** Reads the engine afresh so every node's streams hear `ended`. */
+  announce(saleId: string): Promise<unknown>;
+  /** Ends every reserved order: ledger first, then the engine hold. */
+  endReserved(saleId: string): Promise<number>;
+  /** Voids every open authorisation of the sale. */
+  voidOpen(saleId: string): Promise<number>;
+}
+
 export class SaleService {
   private readonly records = new Map<string, { sale: Sale; readAt: number }>();
   private listed: { sales: Sale[]; readAt: number } | null = null;
+  private cancellation: CancellationSteps | null = null;
 
-  constructor(private readonly engine: Engine, private readonly ledger: Ledger, private readonly clock: EngineClock) {}
+  constructor(private readonly engine: Engine, private readonly ledger: SalesRepository, private readonly clock: EngineClock) {}
+
+  /** Wires the other tiers' parts of a cancellation. */
+  useCancellation(steps: CancellationSteps): void {
+    this.cancellation = steps;
+  }
 
   async create(body: CreateSaleBody): Promise<Sale> {
     const input = toSaleInput(body);
@@ -76,14 +96,23 @@ export class SaleService {
     return this.remember(sale);
   }
 
-  /** Marks the sale cancelled in the ledger and the engine; the tiers then end its holds and authorisations. */
+  /**
+   * Cancels a sale: marked in the ledger and the engine, then every hold ended and every
+   * authorisation voided. A retry runs every step again (each is idempotent), so a cancel that
+   * failed half-way is finished by the next one.
+   */
   async cancel(id: string): Promise<Sale> {
     const current = await this.fresh(id);
-    if (current.cancelledAt) return current;
-    const sale = await this.ledger.cancelSale(id);
+    const sale = current.cancelledAt ? current : await this.ledger.cancelSale(id);
     await this.ensureLoaded(sale);
     await this.engine.updateSale(toEngineSale(sale));
-    return this.remember(sale);
+    this.remember(sale);
+    if (this.cancellation) {
+      await this.cancellation.announce(sale.id);
+      await this.cancellation.endReserved(sale.id);
+      await this.cancellation.voidOpen(sale.id);
+    }
+    return this.fresh(sale.id);
   }
 
   /**
@@ -91,12 +120,12 @@ export class SaleService {
    * reconciliation path. Reserved orders come back as holds, so their units stay out of stock
    * until they confirm or expire.
    */
-  async ensureLoaded(sale: Sale): Promise<boolean> {
-    if (await this.engine.hasSale(sale.id)) return false;
-    const [reserved, perUser] = await Promise.all([
-      this.ledger.listOrders(sale.id, { status: 'reserved', limit: 1_000_000 }),
-      this.ledger.unitsPerUser(sale.id),
-    ]);
+  async ensureLoaded(known: Sale): Promise<boolean> {
+    if (await this.engine.hasSale(known.id)) return false;
+    // One consistent picture: sold, held and per-user counts as of the same instant.
+    const snapshot = await this.ledger.saleSnapshot(known.id);
+    if (!snapshot) return false;
+    const { sale, reserved, perUser } = snapshot;
     return this.engine.loadSale({
       sale: toEngineSale(sale),
       sold: Object.fromEntries(sale.items.map((i) => [i.sku, i.sold])),

@@ -286,6 +286,28 @@ export function ledgerContract(name: string, open: () => Promise<LedgerFixture |
       ]);
     });
 
+    test('a sale snapshot is one instant: orders confirmed while it is read count exactly once', async () => {
+      const sale = await ledger.createSale(saleInput());
+      const orders = [];
+      for (let i = 0; i < 40; i++) orders.push(await ledger.reserveOrder(newOrder(sale.id, { userId: `u${i}`, quantity: 1 })));
+      // Confirm orders one by one while snapshots are taken: in each, sold + held is the same total.
+      const confirming = (async () => { for (const o of orders) await ledger.confirmOrder(o.id, null); })();
+      const snaps = [];
+      for (let i = 0; i < 15; i++) snaps.push(await ledger.saleSnapshot(sale.id));
+      await confirming;
+      snaps.push(await ledger.saleSnapshot(sale.id));
+      for (const snap of snaps) {
+        const item = snap!.sale.items.find((it) => it.sku === 'phone')!;
+        const held = snap!.reserved.filter((o) => o.sku === 'phone').reduce((n, o) => n + o.quantity, 0);
+        expect(item.sold + held).toBe(40);
+        expect(item.held).toBe(held);
+        expect(snap!.perUser.reduce((n, u) => n + u.units, 0)).toBe(40);
+      }
+      expect(snaps.at(-1)!.reserved).toEqual([]);
+      expect(await ledger.saleSnapshot('00000000-0000-4000-8000-000000000000')).toBeNull();
+      expect(await ledger.saleSnapshot('not-a-uuid')).toBeNull();
+    });
+
     test('expired reservations are the reserved orders whose window has passed', async () => {
       const sale = await ledger.createSale(saleInput());
       const past = (ms: number) => new Date(Date.now() - ms);

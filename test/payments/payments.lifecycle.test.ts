@@ -75,7 +75,7 @@ describeStacks('the payment tier', (kind) => {
     expect((await s.runtime.ledger.getPayment(winnerAuth))!.status).toBe('authorized');
 
     // Should the order never come (the node died), the card is not held forever: past the grace it is voided.
-    await new VoidSweeper(s.runtime.ledger, s.runtime.monitor, s.runtime.payments, 0).sweep();
+    await new VoidSweeper(s.runtime.checkout, s.runtime.monitor, s.runtime.payments, 0).sweep();
     expect((await s.runtime.ledger.getPayment(winnerAuth))!).toMatchObject({ status: 'voided', endedReason: 'sold_out' });
   });
 

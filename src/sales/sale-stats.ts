@@ -1,0 +1,53 @@
+/**
+ * The admin's live counters of a sale: a read model over the tiers, each asked through its own
+ * service — the sale record, the engine's picture (queue and stock), orders and authorisations
+ * by status, this node's traffic and streams.
+ */
+import type { CheckoutService } from '../checkout/checkout-service.js';
+import type { EngineClock } from '../engine/engine-clock.js';
+import type { SaleTraffic } from '../http/sale-traffic.js';
+import type { PaymentService } from '../payments/payment-service.js';
+import type { SaleMonitor } from '../queue/sale-monitor.js';
+import type { SseHub } from '../queue/sse-hub.js';
+import type { SaleService } from './sale-service.js';
+
+export class SaleStats {
+  constructor(
+    private readonly deps: {
+      sales: SaleService;
+      monitor: SaleMonitor;
+      clock: EngineClock;
+      checkout: Pick<CheckoutService, 'orderCounts'>;
+      payments: Pick<PaymentService, 'counts'>;
+      traffic: SaleTraffic;
+      sse: Pick<SseHub, 'size'>;
+    },
+  ) {}
+
+  async read(saleId: string) {
+    const { sales, monitor, clock, checkout, payments, traffic, sse } = this.deps;
+    const sale = await sales.fresh(saleId);
+    const live = await monitor.refresh(sale.id);
+    const [orders, authorizations] = await Promise.all([checkout.orderCounts(sale.id), payments.counts(sale.id)]);
+    const snap = live?.snapshot;
+    const rates = traffic.read(sale.id);
+    return {
+      sale_id: sale.id,
+      status: monitor.get(sale.id)?.status ?? 'scheduled',
+      server_time: new Date(clock.now()).toISOString(),
+      entered: snap?.entered ?? 0,
+      waiting: snap ? Math.max(0, snap.entered - snap.watermark) : 0,
+      admitted: snap?.watermark ?? 0,
+      active: snap?.active ?? 0,
+      holds: snap?.heldUnits ?? 0,
+      sold: sale.items.reduce((n, i) => n + i.sold, 0),
+      items: sale.items.map((i) => ({ sku: i.sku, quantity: i.quantity, sold: i.sold, held: i.held, remaining: snap?.remaining[i.sku] ?? i.quantity - i.sold - i.held })),
+      orders,
+      authorizations,
+      requests_per_sec: Math.round(rates.requestsPerSec * 10) / 10,
+      rejections: rates.rejections,
+      bot_flags: snap?.flags ?? {},
+      sse_connections: sse.size,
+    };
+  }
+}
