@@ -130,9 +130,9 @@ export class Runtime {
     const rl = { keyPrefix: `${config.production ? '' : 'dev:'}${config.redisPrefix}:rl:${engine.kind === 'redis' ? 'shared' : this.nodeId}`, ...opts.rateLimits };
     this.localLimits = new RateLimits({ ...rl, ipPerSec: config.ipRateLimit, buckets: { purchase: [], enter: [], ...pickBuckets(opts.rateLimits, ['ip', 'read']) } });
     this.sharedLimits = new RateLimits({ ...rl, ipPerSec: 0, redis: this.redis ?? undefined, buckets: { read: [], ...pickBuckets(opts.rateLimits, ['purchase', 'enter']) } });
-    this.payments = new PaymentService(ledger, gateway, this.clock);
+    this.payments = new PaymentService(ledger, gateway, this.clock, log);
     this.checkout = new CheckoutService(engine, ledger, this.clock, this.sales, this.queue, this.monitor, this.payments, this.sharedLimits, log);
-    this.holdSweeper = new HoldSweeper(engine, ledger, this.clock, this.monitor, this.checkout, this.payments);
+    this.holdSweeper = new HoldSweeper(engine, ledger, this.clock, this.monitor, this.checkout, this.payments, log);
     this.voidSweeper = new VoidSweeper(this.checkout, this.monitor, this.payments);
     this.outbox = config.natsUrl ? new OutboxRelay(ledger, { url: config.natsUrl }) : null;
     this.sales.useCancellation({
@@ -210,7 +210,8 @@ export class Runtime {
     await this.admission.stop();
     this.sse.close();
     await this.outbox?.close();
-    await this.engine.releaseLease('sweeper', this.nodeId).catch(() => {});
+    // Best effort: an unreleased lease lapses by itself within its 5 s.
+    await this.engine.releaseLease('sweeper', this.nodeId).catch((err: unknown) => this.log.warn({ err }, 'sweeper lease not released; it lapses by itself'));
     if (!this.opts.engine) await this.engine.close();
     if (!this.opts.ledger) await this.ledger.close();
   }

@@ -113,7 +113,10 @@ export class CheckoutService {
       });
     } catch (err) {
       // No order row means no hold: give the units back so the stock is not lost.
-      await this.engine.releaseHold(req.saleId, hold.holdId).catch(() => {});
+      await this.engine.releaseHold(req.saleId, hold.holdId).catch((releaseErr: unknown) => {
+        // The hold stays until its window ends; the hold sweeper then finds no order and releases it.
+        this.log.error({ err: releaseErr, saleId: req.saleId, holdId: hold.holdId }, 'a hold without an order could not be released now; the sweeper will');
+      });
       if (err instanceof LedgerOversellError) this.log.error({ err, saleId: req.saleId }, 'ledger refused a hold the engine took: engine and ledger disagree');
       throw new StampedeError('UNAVAILABLE', 'The order could not be recorded; retry shortly', { retryAfter: 1 });
     }

@@ -23,6 +23,7 @@ export class HoldSweeper {
     private readonly monitor: SaleMonitor,
     private readonly checkout: CheckoutService,
     private readonly payments: PaymentService,
+    private readonly log: { warn(obj: object, msg: string): void } = console,
   ) {}
 
   /** One pass: engine holds past their window, then ledger reservations past theirs. Returns holds ended. */
@@ -32,16 +33,23 @@ export class HoldSweeper {
     for (const saleId of this.monitor.watched()) {
       for (const hold of await this.engine.expiredHolds(saleId, before, 500)) {
         // One hold the gateway cannot settle now (an outage) must not stop the others.
-        if (await this.settleHold(saleId, hold).catch(() => false)) ended++;
+        try {
+          if (await this.settleHold(saleId, hold)) ended++;
+        } catch (err) {
+          this.log.warn({ err, saleId, holdId: hold.holdId }, 'an expired hold could not be settled; the next sweep tries again');
+        }
       }
     }
     // Reservations the engine no longer knows (it lost state and was rebuilt, or never had it).
     for (const order of await this.ledger.expiredReservations(new Date(before), 500)) {
-      if (await this.engine.getHold(order.saleId, order.id).catch(() => null)) continue;
-      const paidWith = await this.payments.reconcile(order).catch(() => undefined);
-      if (paidWith === undefined) continue;
-      if (paidWith) await this.ledger.confirmOrder(order.id, paidWith);
-      else if (await this.ledger.releaseOrder(order.id, 'expired')) ended++;
+      try {
+        if (await this.engine.getHold(order.saleId, order.id)) continue;
+        const paidWith = await this.payments.reconcile(order);
+        if (paidWith) await this.ledger.confirmOrder(order.id, paidWith);
+        else if (await this.ledger.releaseOrder(order.id, 'expired')) ended++;
+      } catch (err) {
+        this.log.warn({ err, saleId: order.saleId, orderId: order.id }, 'an expired reservation could not be settled; the next sweep tries again');
+      }
     }
     return ended;
   }

@@ -26,7 +26,12 @@ export type Settlement =
   | { outcome: 'none' };
 
 export class PaymentService {
-  constructor(private readonly ledger: PaymentsRepository, readonly gateway: PaymentGateway, private readonly clock: EngineClock) {}
+  constructor(
+    private readonly ledger: PaymentsRepository,
+    readonly gateway: PaymentGateway,
+    private readonly clock: EngineClock,
+    private readonly log: { warn(obj: object, msg: string): void } = console,
+  ) {}
 
   /**
    * Authorises the sale price times the user's limit (the most they could buy). One live
@@ -132,7 +137,10 @@ export class PaymentService {
     const due = open.filter((auth) => !opts.keep?.(auth));
     let n = 0;
     for (let i = 0; i < due.length; i += VOID_CONCURRENCY) {
-      const done = await Promise.all(due.slice(i, i + VOID_CONCURRENCY).map((auth) => this.voidOne(auth, opts.reason).catch(() => false)));
+      const done = await Promise.all(due.slice(i, i + VOID_CONCURRENCY).map((auth) => this.voidOne(auth, opts.reason).catch((err: unknown) => {
+        this.log.warn({ err, paymentId: auth.id, saleId: auth.saleId }, 'void failed; the authorisation stays open for the next sweep');
+        return false;
+      })));
       n += done.filter(Boolean).length;
     }
     return n;

@@ -60,7 +60,7 @@ export class SaleMonitor extends EventEmitter<SaleMonitorEvents> {
 
   start(): void {
     if (this.timer) return;
-    this.timer = setInterval(() => { for (const id of this.live.keys()) void this.refresh(id).catch(() => {}); }, this.opts.intervalMs ?? 100);
+    this.timer = setInterval(() => { for (const id of this.live.keys()) void this.refresh(id).catch((err: unknown) => this.opts.onError?.(err, id)); }, this.opts.intervalMs ?? 100);
     this.timer.unref();
   }
 
