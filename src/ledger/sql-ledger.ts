@@ -20,7 +20,8 @@ import {
   type SaleInput,
   type SaleRecordSnapshot,
 } from './ledger.js';
-import { ORDER_STATUSES, countsByStatus, isUuid, toOrder, type OrderRow } from './ledger-rows.js';
+import { isUuid, toOrder, type OrderRow } from './ledger-rows.js';
+import { OrderReads } from './order-reads.js';
 import { migrate } from './migrate.js';
 import { Batcher } from './batcher.js';
 import { Outbox, PAYMENT_OUTBOX_FROM_P } from './outbox.js';
@@ -40,6 +41,7 @@ export class SqlLedger implements Ledger {
   private readonly sales: SaleRepository;
   private readonly payments: PaymentRepository;
   private readonly outbox: Outbox;
+  private readonly reads: OrderReads;
   /** Batching of concurrent calls; off inside a transaction (its statements must run in it, in order). */
   private readonly reservations: Batcher<NewOrder, Order> | null;
   private readonly confirmations: Batcher<Confirmation, Order | null> | null;
@@ -52,6 +54,7 @@ export class SqlLedger implements Ledger {
     this.sales = new SaleRepository(db);
     this.payments = new PaymentRepository(db, { batching: opts.batching });
     this.outbox = new Outbox(db);
+    this.reads = new OrderReads(db);
   }
 
   /**
@@ -253,38 +256,26 @@ export class SqlLedger implements Ledger {
     return batch.map((c, i) => (first.get(c.id) === i ? byId.get(c.id) ?? null : null));
   }
 
-  async getOrder(id: string): Promise<Order | null> {
-    const { rows } = await this.db.query<OrderRow>('SELECT * FROM orders WHERE id = $1', [id]);
-    return rows.length > 0 ? toOrder(rows[0]) : null;
+  // ---- order reads: see OrderReads ---------------------------------------------------------
+
+  getOrder(id: string): Promise<Order | null> {
+    return this.reads.getOrder(id);
   }
 
-  async listOrders(saleId: string, opts: { status?: OrderStatus; limit?: number; userId?: string } = {}): Promise<Order[]> {
-    if (!isUuid(saleId)) return [];
-    const { rows } = await this.db.query<OrderRow>(
-      `SELECT * FROM orders WHERE sale_id = $1 AND ($2::text IS NULL OR status = $2) AND ($4::text IS NULL OR user_id = $4)
-       ORDER BY created_at, id LIMIT $3`,
-      [saleId, opts.status ?? null, opts.limit ?? null, opts.userId ?? null],
-    );
-    return rows.map(toOrder);
+  listOrders(saleId: string, opts?: { status?: OrderStatus; limit?: number; userId?: string }): Promise<Order[]> {
+    return this.reads.listOrders(saleId, opts);
   }
 
-  async expiredReservations(before: Date, limit: number): Promise<Order[]> {
-    const { rows } = await this.db.query<OrderRow>(
-      `SELECT * FROM orders WHERE status = 'reserved' AND reservation_expires_at < $1
-       ORDER BY reservation_expires_at, id LIMIT $2`,
-      [before, limit],
-    );
-    return rows.map(toOrder);
+  expiredReservations(before: Date, limit: number): Promise<Order[]> {
+    return this.reads.expiredReservations(before, limit);
   }
 
-  async orderCounts(saleId: string): Promise<Record<OrderStatus, number>> {
-    const { rows } = isUuid(saleId)
-      ? await this.db.query<{ status: OrderStatus; n: number }>(
-          'SELECT status, count(*)::int AS n FROM orders WHERE sale_id = $1 GROUP BY status',
-          [saleId],
-        )
-      : { rows: [] };
-    return countsByStatus(ORDER_STATUSES, rows);
+  orderCounts(saleId: string): Promise<Record<OrderStatus, number>> {
+    return this.reads.orderCounts(saleId);
+  }
+
+  unitsPerUser(saleId: string): Promise<Array<{ userId: string; sku: string; units: number }>> {
+    return this.reads.unitsPerUser(saleId);
   }
 
   async saleSnapshot(saleId: string): Promise<SaleRecordSnapshot | null> {
@@ -299,18 +290,6 @@ export class SqlLedger implements Ledger {
       return { sale, reserved, perUser: await ledger.unitsPerUser(saleId) };
     });
   }
-
-  async unitsPerUser(saleId: string): Promise<Array<{ userId: string; sku: string; units: number }>> {
-    if (!isUuid(saleId)) return [];
-    const { rows } = await this.db.query<{ user_id: string; sku: string; units: number }>(
-      `SELECT user_id, sku, sum(quantity)::int AS units FROM orders
-       WHERE sale_id = $1 AND status IN ('reserved', 'confirmed')
-       GROUP BY user_id, sku ORDER BY user_id, sku`,
-      [saleId],
-    );
-    return rows.map((r) => ({ userId: r.user_id, sku: r.sku, units: r.units }));
-  }
-
 }
 
 /** The outbox event of each changed order `o`, as `order.<status>` (one per row, same statement). */
