@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 /**
- * `stampede <command> [options]`: runs one of the TypeScript tools under src/cli with tsx, in
+ * `stampede <command> [options]`: runs one of the TypeScript tools under tools/ with tsx, in
  * a child process so that its worker threads load TypeScript too and its exit code is ours.
+ * They are developer and operator tools, run from a clone: tsx is a dev dependency.
  */
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -19,7 +20,14 @@ if (!command || !(command in commands)) {
   process.exit(command === undefined || command === '--help' ? 0 : 64);
 }
 
-const tool = fileURLToPath(new URL(`../src/cli/${command}.ts`, import.meta.url));
-const child = spawn(process.execPath, ['--import', import.meta.resolve('tsx'), tool, ...args], { stdio: 'inherit' });
+const tool = fileURLToPath(new URL(`../tools/${command}.ts`, import.meta.url));
+let tsx;
+try {
+  tsx = import.meta.resolve('tsx');
+} catch {
+  process.stderr.write('stampede: the tools run with tsx, a dev dependency: run `npm install` (with dev dependencies) in the clone\n');
+  process.exit(69);
+}
+const child = spawn(process.execPath, ['--import', tsx, tool, ...args], { stdio: 'inherit' });
 for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => child.kill(signal));
 child.on('exit', (code, signal) => process.exit(code ?? (signal ? 128 + 15 : 1)));

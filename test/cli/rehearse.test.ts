@@ -2,9 +2,9 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { UsageError } from '../../src/cli/args.js';
-import { exitCodeFor, parseOptions, rehearse, type RehearsalRun } from '../../src/cli/rehearse.js';
-import { judge } from '../../src/cli/rehearsal/verdict.js';
+import { UsageError } from '../../tools/args.js';
+import { exitCodeFor, parseOptions, rehearse, type RehearsalRun } from '../../tools/rehearse.js';
+import { judge } from '../../tools/rehearsal/verdict.js';
 import { ADMIN_TOKEN, openStack, type Stack } from '../support/stack.js';
 
 describe('stampede rehearse against an embedded node', () => {

@@ -1,6 +1,6 @@
 /** A worker thread that solves proof-of-work challenges for the rehearsal's shoppers. */
 import { parentPort } from 'node:worker_threads';
-import { solveChallenge, type PowChallenge } from '../../defence/proof-of-work.js';
+import { solveChallenge, type PowChallenge } from '../../src/defence/proof-of-work.js';
 
 parentPort!.on('message', async ({ id, challenge }: { id: number; challenge: PowChallenge }) => {
   try {

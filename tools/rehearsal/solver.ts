@@ -6,7 +6,7 @@
  * and a backlog of challenges waiting for a worker delays arrivals: both are in the report.
  */
 import { Worker } from 'node:worker_threads';
-import { solveChallenge, type PowChallenge } from '../../defence/proof-of-work.js';
+import { solveChallenge, type PowChallenge } from '../../src/defence/proof-of-work.js';
 import { Samples } from '../samples.js';
 import { now } from './client.js';
 

@@ -12,7 +12,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Args, UsageError } from './args.js';
-import { fileLimit, fileLimitHint } from '../fd-limit.js';
+import { fileLimit, fileLimitHint } from '../src/fd-limit.js';
 import { PEOPLE_SOCKETS, runDrop, type DropData, type RehearsalOptions } from './rehearsal/drop.js';
 import { judge, type Verdict } from './rehearsal/verdict.js';
 import { textReport } from './rehearsal/report-text.js';

@@ -22,7 +22,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import pg from 'pg';
 import { Redis } from 'ioredis';
-import { deleteKeys } from '../engine/redis/redis-engine.js';
+import { deleteKeys } from '../src/engine/redis/redis-engine.js';
 import { Args, UsageError } from './args.js';
 import { serve, type Served } from './bench/processes.js';
 import { measure, type Measured } from './bench/load.js';
@@ -94,7 +94,7 @@ async function benchStack(stack: Stack, opts: { server: string; only: string | u
   const rows: Row[] = [];
   try {
     const scenarios = await prepare(node.url, ADMIN, USER_SECRET, opts, (s) => log(`[${stack.name}] ${s}`));
-    baseline = await serve('src/cli/bench/baseline-server.ts', { BENCH_BASELINE_ROUTES: JSON.stringify(baselineRoutes(scenarios)) }, '/healthz');
+    baseline = await serve('tools/bench/baseline-server.ts', { BENCH_BASELINE_ROUTES: JSON.stringify(baselineRoutes(scenarios)) }, '/healthz');
     for (const s of scenarios.filter((x) => !opts.only || x.name.startsWith(opts.only))) {
       // The baseline answers constants, so it may reuse items: it always runs for the duration.
       const base = await measure(baseline.url, s.items, { connections: opts.connections, durationSec: opts.durationSec });

@@ -1,7 +1,8 @@
 /**
- * The processes a benchmark measures: a Stampede node (`src/server.ts`, exactly as `npm start`
- * runs it) and the bare-Fastify baseline, each a child process so the load generator never
- * shares their event loop. Memory is read from /proc (resident set of the child).
+ * The processes a benchmark measures: a Stampede node (`src/server.ts` through tsx: the code
+ * `npm start` runs compiled to dist/) and the bare-Fastify baseline, each a child process so
+ * the load generator never shares their event loop. Memory is read from /proc (resident set of
+ * the child).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -11,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 export interface Served { url: string; pid: number; stop(): Promise<void>; log(): string }
 
 const tsx = import.meta.resolve('tsx');
-const root = fileURLToPath(new URL('../../../', import.meta.url));
+const root = fileURLToPath(new URL('../../', import.meta.url));
 
 /**
  * A port nobody holds now, from the kernel. (A random one collided with the load generator's

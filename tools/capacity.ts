@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { SignJWT } from 'jose';
 import { Args, UsageError } from './args.js';
-import { fileLimit, fileLimitHint } from '../fd-limit.js';
+import { fileLimit, fileLimitHint } from '../src/fd-limit.js';
 import { Samples } from './samples.js';
 import { fdLimitOf, rssOf, serve } from './bench/processes.js';
 import { Client, now } from './rehearsal/client.js';
