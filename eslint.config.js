@@ -2,7 +2,7 @@
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/', 'data/', 'reports/', 'test-artifacts/', 'src/web/public/vendor/'] },
+  { ignores: ['node_modules/', 'dist/', 'dist.next/', 'data/', 'reports/', 'test-artifacts/', 'src/web/public/vendor/'] },
   ...tseslint.configs.recommended,
   {
     rules: {

@@ -8,9 +8,9 @@
  * change deep in the import graph renames every file that leads to it — an immutable URL never
  * serves two different bodies.
  *
- * Scripts and style sheets are minified when esbuild is installed (tsx brings it; without it
- * they are served as written), and every text file is kept compressed (brotli and gzip), so a
- * phone on a poor network downloads the waiting room in a few kilobytes.
+ * Scripts and style sheets are minified (by scripts/build.mjs for dist/; here when run from src/
+ * with esbuild, a dev dependency, installed), and every text file is kept compressed (brotli and
+ * gzip), so a phone on a poor network downloads the waiting room in a few kilobytes.
  */
 import { readFile, readdir } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
@@ -64,8 +64,11 @@ async function minifier(): Promise<Minify | null> {
   }
 }
 
+/** Compiled to dist/, whose public/ the build minified already: minifying again would rename the files. */
+const PREMINIFIED = import.meta.url.endsWith('.js');
+
 /** Reads every public file once; asset URLs get their content hash, and references are rewritten to use them. */
-export async function loadAssets(dir = PUBLIC, vendor = VENDOR, { minify = true } = {}): Promise<Map<string, Asset>> {
+export async function loadAssets(dir = PUBLIC, vendor = VENDOR, { minify = !PREMINIFIED } = {}): Promise<Map<string, Asset>> {
   const min = minify ? await minifier() : null;
   const raw = new Map<string, Buffer>();
   for (const rel of await listFiles(dir)) {
