@@ -16,6 +16,13 @@ import { systemRoutes } from './http/system-routes.js';
 import { webRoutes } from './web/web-routes.js';
 import { guardRoutes } from './http/access.js';
 import './http/fastify-decorations.js';
+import { enginePlugin } from './engine/engine-plugin.js';
+import { ledgerPlugin } from './ledger/ledger-plugin.js';
+import { defencePlugin } from './defence/defence-plugin.js';
+import { salesPlugin } from './sales/sales-plugin.js';
+import { queuePlugin } from './queue/queue-plugin.js';
+import { paymentsPlugin } from './payments/payments-plugin.js';
+import { checkoutPlugin } from './checkout/checkout-plugin.js';
 import { accessLogSerializers } from './http/log-redaction.js';
 
 /** The refusal code of a request, for the per-sale traffic counters. */
@@ -44,8 +51,6 @@ export async function buildApp(runtime: Runtime, opts: { logger?: FastifyBaseLog
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   app.decorate('runtime', runtime);
-  // Event streams are hijacked connections the server would wait on for ever: end them first.
-  app.addHook('preClose', (done) => { runtime.sse.close(); done(); });
   // Before any route: every route declares who may call it, and admin/metrics are checked by the route.
   app.decorate('routeTable', guardRoutes(app, runtime.auth));
 
@@ -114,6 +119,11 @@ export async function buildApp(runtime: Runtime, opts: { logger?: FastifyBaseLog
       },
     },
   });
+
+  // The tiers, each decorating its one service and running its loops while the app is up.
+  for (const tier of [enginePlugin, ledgerPlugin, defencePlugin, salesPlugin, queuePlugin, paymentsPlugin, checkoutPlugin]) {
+    await app.register(tier, { runtime });
+  }
 
   await app.register(systemRoutes);
   await app.register(adminRoutes, { prefix: '/api/admin' });

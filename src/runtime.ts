@@ -18,6 +18,7 @@ import { Auth } from './http/auth.js';
 import { SaleTraffic } from './http/sale-traffic.js';
 import { SaleService } from './sales/sale-service.js';
 import { SaleStats } from './sales/sale-stats.js';
+import { SaleFollower } from './sales/sale-follower.js';
 import { SaleMonitor } from './queue/sale-monitor.js';
 import { TicketSigner } from './queue/ticket.js';
 import { AdmissionPassSigner } from './queue/admission-pass.js';
@@ -62,8 +63,6 @@ export interface Logger {
 }
 
 const silent: Logger = { info() {}, warn() {}, error() {} };
-/** Sales are followed from this long before their start until this long after their end. */
-const FOLLOW_MS = 3_600_000;
 
 export class Runtime {
   readonly nodeId = `${hostname()}-${process.pid}-${randomUUID().slice(0, 6)}`;
@@ -87,9 +86,10 @@ export class Runtime {
   readonly passes: AdmissionPassSigner;
   /** The admin's live counters of a sale. */
   readonly stats: SaleStats;
+  /** Keeps every current sale loaded in the engine and watched. */
+  readonly follower: SaleFollower;
   /** Publishes the outbox to NATS JetStream when NATS_URL is set. */
   readonly outbox: OutboxRelay | null;
-  private readonly timers: NodeJS.Timeout[] = [];
   private closed = false;
 
   private constructor(
@@ -144,6 +144,7 @@ export class Runtime {
         return voided;
       },
     });
+    this.follower = new SaleFollower(this.sales, this.monitor, this.clock, log);
     this.stats = new SaleStats({ sales: this.sales, monitor: this.monitor, clock: this.clock, checkout: this.checkout, payments: this.payments, traffic: this.traffic, sse: this.sse });
   }
 
@@ -171,60 +172,26 @@ export class Runtime {
     return runtime;
   }
 
-  /** Syncs the clock, loads every current sale into the engine, and starts the loops. */
-  async start(): Promise<void> {
-    await this.clock.sync();
-    await this.discover();
-    if (this.opts.workers === false) return;
-    this.monitor.start();
-    this.admission.start();
-    this.every(5000, () => this.discover());
-    this.every(1000, async () => {
-      if (!(await this.engine.acquireLease('sweeper', this.nodeId, 5000))) return;
-      await this.holdSweeper.sweep();
-      await this.voidSweeper.sweep();
-      await this.outbox?.relay().catch((err) => this.log.warn({ err }, 'outbox relay failed; events stay in the outbox'));
-    });
+  /** Whether this node runs the background loops (the tier plugins start them when the app is ready). */
+  get workers(): boolean {
+    return this.opts.workers !== false;
   }
 
-  /**
-   * Follows every sale from an hour before its start to an hour after its end, rebuilding its
-   * engine state from the ledger when the engine lacks it (a restart of the embedded engine, a
-   * flushed Redis): the reconciliation path of SPEC §3.7.
-   */
-  async discover(): Promise<void> {
-    const now = this.clock.now();
-    for (const sale of await this.sales.list()) {
-      const current = sale.endsAt.getTime() + FOLLOW_MS > now && sale.startsAt.getTime() - FOLLOW_MS < now;
-      if (!current) { if (this.monitor.get(sale.id)) this.monitor.unwatch(sale.id); continue; }
-      if (await this.sales.ensureLoaded(sale)) this.log.info({ saleId: sale.id }, 'sale loaded into the engine from the ledger');
-      await this.monitor.watch(sale.id);
-    }
+  /** Syncs the clock and loads every current sale into the engine. The loops start with the app. */
+  async start(): Promise<void> {
+    await this.clock.sync();
+    await this.follower.discover();
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    for (const t of this.timers) clearInterval(t);
     this.monitor.stop();
     await this.admission.stop();
     this.sse.close();
     await this.outbox?.close();
-    // Best effort: an unreleased lease lapses by itself within its 5 s.
-    await this.engine.releaseLease('sweeper', this.nodeId).catch((err: unknown) => this.log.warn({ err }, 'sweeper lease not released; it lapses by itself'));
     if (!this.opts.engine) await this.engine.close();
     if (!this.opts.ledger) await this.ledger.close();
-  }
-
-  private every(ms: number, fn: () => Promise<void>): void {
-    let busy = false;
-    const timer = setInterval(async () => {
-      if (busy) return;
-      busy = true;
-      try { await fn(); } catch (err) { this.log.error({ err }, 'background task failed'); } finally { busy = false; }
-    }, ms);
-    timer.unref();
-    this.timers.push(timer);
   }
 }
 

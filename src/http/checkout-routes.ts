@@ -21,14 +21,14 @@ export const checkoutRoutes: FastifyPluginAsyncTypebox = async (app) => {
       response: { 200: doc(Type.Object({ auth_id: Type.String(), amount_cents: Type.Integer(), currency: Type.String(), status: Type.String(), expires_at: Type.String({ format: 'date-time' }) })), ...errors(400, 401, 402, 403, 404, 409, 429, 503) },
     },
   }, async (req) => {
-    await runtime.localLimits.consume('ip', req.ip);
+    await app.defence.local.consume('ip', req.ip);
     const userId = await runtime.auth.user(req.headers.authorization);
-    const ticket = runtime.queue.verify(req.params.id, req.body.ticket, userId);
+    const ticket = app.queue.verify(req.params.id, req.body.ticket, userId);
     if (ticket.shadow) throw new StampedeError('NOT_ADMITTED', 'Authorisations are being taken slowly; try again in a moment', { retryAfter: 5 });
-    const sale = await runtime.sales.get(req.params.id);
-    const live = await runtime.queue.live(sale.id);
+    const sale = await app.sales.get(req.params.id);
+    const live = await app.queue.live(sale.id);
     if (live.status === 'ended' || live.status === 'cancelled' || live.status === 'sold_out') throw new StampedeError(live.status === 'sold_out' ? 'SOLD_OUT' : 'SALE_ENDED', undefined, live.status === 'sold_out' ? { extra: { status: 'sold_out' } } : {});
-    const auth = await runtime.payments.preAuth(sale, userId, ticket.place, req.body.payment_token);
+    const auth = await app.payments.preAuth(sale, userId, ticket.place, req.body.payment_token);
     return { auth_id: auth.id, amount_cents: auth.amountCents, currency: auth.currency, status: auth.status, expires_at: auth.expiresAt.toISOString() };
   });
 
@@ -51,13 +51,13 @@ export const checkoutRoutes: FastifyPluginAsyncTypebox = async (app) => {
     onRequest: async (req) => {
       const saleId = (req.params as { id: string }).id;
       if (runtime.monitor.get(saleId)?.status !== 'sold_out') return;
-      runtime.checkout.refuseLoser(saleId, await runtime.auth.user(req.headers.authorization));
+      app.checkout.refuseLoser(saleId, await runtime.auth.user(req.headers.authorization));
     },
   }, async (req, reply) => {
     const key = req.headers['idempotency-key'];
     if (!key) throw new StampedeError('IDEMPOTENCY_KEY_REQUIRED');
     const userId = await runtime.auth.user(req.headers.authorization);
-    const order = await runtime.checkout.purchase({
+    const order = await app.checkout.purchase({
       saleId: req.params.id, userId, ticket: req.body.ticket, sku: req.body.sku, quantity: req.body.quantity ?? 1,
       idempotencyKey: key, paymentToken: req.body.payment_token,
     });
@@ -67,7 +67,7 @@ export const checkoutRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get('/api/orders/:id', {
     config,
     schema: { tags, security, params: OrderParams, summary: 'An order (its owner only)', response: { 200: OrderResponse, ...errors(401, 404) } },
-  }, async (req) => runtime.checkout.get(req.params.id, await runtime.auth.user(req.headers.authorization)));
+  }, async (req) => app.checkout.get(req.params.id, await runtime.auth.user(req.headers.authorization)));
 
   app.post('/api/orders/:id/pay', {
     config,
@@ -78,12 +78,12 @@ export const checkoutRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
   }, async (req) => {
     const userId = await runtime.auth.user(req.headers.authorization);
-    await runtime.sharedLimits.consume('purchase', userId);
-    return runtime.checkout.pay(req.params.id, userId, req.body.payment_token);
+    await app.defence.shared.consume('purchase', userId);
+    return app.checkout.pay(req.params.id, userId, req.body.payment_token);
   });
 
   app.post('/api/orders/:id/cancel', {
     config,
     schema: { tags, security, params: OrderParams, summary: 'Give a reserved order back', response: { 200: OrderResponse, ...errors(401, 404, 409) } },
-  }, async (req) => runtime.checkout.cancel(req.params.id, await runtime.auth.user(req.headers.authorization)));
+  }, async (req) => app.checkout.cancel(req.params.id, await runtime.auth.user(req.headers.authorization)));
 };

@@ -26,10 +26,10 @@ export const queueRoutes: FastifyPluginAsyncTypebox = async (app) => {
       response: { 200: doc(Type.Intersect([Type.Object({ queue_ticket: Type.String() }), TicketResponseSchema])), ...errors(400, 401, 403, 404, 409, 410, 429) },
     },
   }, async (req) => {
-    await runtime.localLimits.consume('ip', req.ip);
+    await app.defence.local.consume('ip', req.ip);
     const userId = await runtime.auth.user(req.headers.authorization);
-    await runtime.sharedLimits.consume('enter', userId);
-    return runtime.queue.enter(req.params.id, {
+    await app.defence.shared.consume('enter', userId);
+    return app.queue.enter(req.params.id, {
       userId, ip: req.ip, fingerprint: req.body.fingerprint, pow: req.body.altcha ?? req.body.pow, captchaToken: req.body.captcha_token,
     });
   });
@@ -42,9 +42,9 @@ export const queueRoutes: FastifyPluginAsyncTypebox = async (app) => {
       response: { 200: TicketResponse, ...errors(401, 403, 404, 409, 429) },
     },
   }, async (req, reply) => {
-    await runtime.localLimits.consume('read', ticketKey(req.query.ticket));
+    await app.defence.local.consume('read', ticketKey(req.query.ticket));
     reply.header('cache-control', 'no-store');
-    return runtime.queue.status(req.params.id, req.query.ticket);
+    return app.queue.status(req.params.id, req.query.ticket);
   });
 
   app.get('/api/flash-sales/:id/events', {
@@ -56,13 +56,13 @@ export const queueRoutes: FastifyPluginAsyncTypebox = async (app) => {
       response: { ...errors(401, 403, 404, 409, 429) },
     },
   }, async (req, reply) => {
-    await runtime.localLimits.consume('read', ticketKey(req.query.ticket));
-    const ticket = runtime.queue.verify(req.params.id, req.query.ticket);
-    const [sale, live] = await Promise.all([runtime.sales.get(req.params.id), runtime.queue.live(req.params.id)]);
-    const view = await runtime.queue.view(sale, live, ticket);
-    const place = await runtime.queue.placeOf(ticket);
+    await app.defence.local.consume('read', ticketKey(req.query.ticket));
+    const ticket = app.queue.verify(req.params.id, req.query.ticket);
+    const [sale, live] = await Promise.all([app.sales.get(req.params.id), app.queue.live(req.params.id)]);
+    const view = await app.queue.view(sale, live, ticket);
+    const place = await app.queue.placeOf(ticket);
     // No await from here to add(): the room checked is the room taken.
-    if (!runtime.sse.hasRoom(req.ip, sale.id, ticket.userId)) {
+    if (!app.streams.hasRoom(req.ip, sale.id, ticket.userId)) {
       throw new StampedeError('RATE_LIMITED', 'Too many event streams from this address; poll the status instead', { retryAfter: 5 });
     }
     reply.hijack();
@@ -80,9 +80,9 @@ export const queueRoutes: FastifyPluginAsyncTypebox = async (app) => {
     res.write(`retry: 2000\n${sseMessage(first, view)}`);
     if (first === 'ended') { res.end(); return; }
     // A stream that ends by itself (the client went away, the node is closing) is dropped by the hub.
-    runtime.sse.add({
+    app.streams.add({
       saleId: sale.id, userId: ticket.userId, place, shadow: ticket.shadow, res, ip: req.ip, admitted: view.status !== 'waiting',
-      resolvePlace: place === 0 && !ticket.shadow ? () => runtime.queue.placeOf(ticket) : undefined,
+      resolvePlace: place === 0 && !ticket.shadow ? () => app.queue.placeOf(ticket) : undefined,
     });
   });
 };

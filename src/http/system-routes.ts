@@ -10,10 +10,10 @@ export const systemRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get('/healthz', hidden, async () => ({ status: 'ok' }));
 
   app.get('/readyz', hidden, async (_req, reply) => {
-    const checks = await Promise.allSettled([runtime.engine.ping(), runtime.ledger.ping()]);
+    const checks = await Promise.allSettled([app.engineHealth.ping(), app.ledgerHealth.ping()]);
     const [engine, ledger] = checks.map((c) => (c.status === 'fulfilled' ? 'ok' : 'unreachable'));
     const ready = engine === 'ok' && ledger === 'ok';
-    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not_ready', engine: `${runtime.engine.kind}: ${engine}`, ledger: `${runtime.ledger.kind}: ${ledger}` });
+    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not_ready', engine: `${app.engineHealth.kind}: ${engine}`, ledger: `${app.ledgerHealth.kind}: ${ledger}` });
   });
 
   app.get('/metrics', { config: { access: 'metrics' }, schema: { hide: true } }, async (_req, reply) => {
@@ -36,7 +36,7 @@ export const systemRoutes: FastifyPluginAsyncTypebox = async (app) => {
     schema: { tags: ['shopper'], summary: 'A guest user token (demo mode only; a real shop issues its own JWTs)' },
   }, async (req, reply) => {
     if (!runtime.config.demo) throw new StampedeError('DEMO_DISABLED');
-    await runtime.localLimits.consume('ip', req.ip);
+    await app.defence.local.consume('ip', req.ip);
     const { token, sub } = await runtime.auth.issue();
     return reply.code(201).send({ token, user_id: sub, token_type: 'Bearer' });
   });

@@ -88,6 +88,8 @@ export async function openStack(kind: StackKind, opts: StackOptions = {}): Promi
   }
   await runtime.start();
   const app = await buildApp(runtime, { logger: opts.appLogger ?? testLog });
+  // Ready now: the tiers' background loops start here, as they do when a server listens.
+  await app.ready();
   return {
     kind, runtime, app, gateway: runtime.gateway as SandboxGateway, engine, ledger,
     // Every step runs even when one before it fails (a test that closed the ledger itself, say):
