@@ -9,6 +9,7 @@ import type {
   AdmitResult, Engine, EngineHold, EngineSale, EnterResult, ReserveRequest, ReserveResult, SaleLoad, SaleSnapshot,
 } from '../engine.js';
 import { refuse } from '../engine-refusals.js';
+import { initialState, userSku } from '../initial-state.js';
 
 interface SaleState {
   sale: EngineSale;
@@ -35,7 +36,6 @@ interface SaleState {
   buyers: string[];
 }
 
-const userSku = (userId: string, sku: string) => `${userId}\t${sku}`;
 
 export class MemoryEngine implements Engine {
   readonly kind = 'memory' as const;
@@ -55,20 +55,12 @@ export class MemoryEngine implements Engine {
 
   async loadSale(load: SaleLoad): Promise<boolean> {
     if (this.sales.has(load.sale.id)) return false;
-    const stock = new Map<string, number>();
-    for (const item of load.sale.items) stock.set(item.sku, item.quantity - (load.sold[item.sku] ?? 0));
-    const holds = new Map<string, EngineHold>();
-    for (const hold of load.holds) {
-      holds.set(hold.holdId, { ...hold });
-      stock.set(hold.sku, (stock.get(hold.sku) ?? 0) - hold.quantity);
-    }
-    const perUser = new Map<string, number>();
-    for (const u of load.perUser) perUser.set(userSku(u.userId, u.sku), u.units);
+    const { stock, holds, perUser, buyers } = initialState(load);
     this.sales.set(load.sale.id, {
       sale: structuredClone(load.sale), epoch: randomUUID().slice(0, 8), stock, holds, perUser,
       idempotency: new Map(), places: new Map(), prequeue: new Map(), drawnPlaces: null, shadow: new Map(),
       flags: new Map(), seq: 0, watermark: 0, watermarkLog: [], active: new Map(),
-      lastTickAt: this.clock(), carry: 0, buyers: [...new Set(load.holds.map((h) => h.userId))],
+      lastTickAt: this.clock(), carry: 0, buyers,
     });
     return true;
   }

@@ -8,20 +8,22 @@ import { Cluster, Redis } from 'ioredis';
 import type {
   AdmitResult, Engine, EngineHold, EngineSale, EnterResult, ReserveRequest, ReserveResult, SaleLoad, SaleSnapshot,
 } from '../engine.js';
-import { refusalError } from '../engine-refusals.js';
+import { Refusal, refusalError } from '../engine-refusals.js';
+import { initialState } from '../initial-state.js';
 import { EngineKeys } from './keys.js';
-import { loadScripts } from './script-loader.js';
+import { loadScripts, luaRefusals } from './script-loader.js';
 
 /**
- * Scripts are registered as `stampede_<version>_<name>`: bump the version whenever a script or
- * the key layout changes, so two releases sharing a client or a Redis never run each other's.
+ * The engine's scripts and the number of keys each takes (checked against the `-N` of its file
+ * name when loaded). Each is registered as `stampede_<hash of its content>_<name>`, so two
+ * releases sharing a client or a Redis never run each other's scripts.
  */
-const SCRIPTS_VERSION = 'v1';
-const scripts = loadScripts(new URL('./lua/', import.meta.url));
-
-type ScriptName =
-  | 'loadSale' | 'updateSale' | 'snapshot' | 'enterQueue' | 'placeOf' | 'admit' | 'reserve'
-  | 'releaseHold' | 'confirmHold' | 'expiredHolds' | 'acquireLease' | 'releaseLease';
+const SCRIPT_KEYS = {
+  loadSale: 7, updateSale: 3, snapshot: 6, enterQueue: 5, placeOf: 4, admit: 5, reserve: 10,
+  releaseHold: 5, confirmHold: 3, expiredHolds: 2, acquireLease: 1, releaseLease: 1,
+} as const;
+type ScriptName = keyof typeof SCRIPT_KEYS;
+const scripts = loadScripts(new URL('./lua/', import.meta.url), SCRIPT_KEYS, { 'includes/refusals': luaRefusals(Refusal) });
 type ScriptReply = number | string | null | ScriptReply[];
 type ScriptCall = (...args: Array<string | number>) => Promise<ScriptReply>;
 
@@ -70,7 +72,7 @@ export class RedisEngine implements Engine {
   constructor(readonly client: Redis | Cluster, opts: RedisEngineOptions = {}) {
     this.keys = new EngineKeys(opts.prefix);
     this.ownsClient = opts.ownsClient ?? false;
-    for (const script of scripts) {
+    for (const script of scripts.values()) {
       client.defineCommand(commandName(script.name), { lua: script.lua, numberOfKeys: script.numberOfKeys });
     }
   }
@@ -98,7 +100,7 @@ export class RedisEngine implements Engine {
 
   async loadSale(load: SaleLoad): Promise<boolean> {
     const k = this.keys.sale(load.sale.id);
-    const state = JSON.stringify(initialState(load, randomUUID().slice(0, 8)));
+    const state = JSON.stringify(flatState(load, randomUUID().slice(0, 8)));
     return (await this.run('loadSale', [k.meta, k.items, k.stock, k.holds, k.holdexp, k.peruser, k.buyers], [state])) === 1;
   }
 
@@ -203,6 +205,7 @@ export class RedisEngine implements Engine {
 
   /** Runs a script; a negative integer answer is a refusal and is thrown as one. */
   private async run(name: ScriptName, keys: string[], args: Array<string | number>): Promise<ScriptReply> {
+    if (keys.length !== SCRIPT_KEYS[name]) throw new Error(`engine script ${name} takes ${SCRIPT_KEYS[name]} keys, given ${keys.length}`);
     const call = (this.client as unknown as Record<string, ScriptCall>)[commandName(name)];
     const reply = await call.call(this.client, ...keys, ...args.map(String));
     if (typeof reply === 'number' && reply < 0) throw refusalError(reply);
@@ -210,7 +213,7 @@ export class RedisEngine implements Engine {
   }
 }
 
-const commandName = (name: string) => `stampede_${SCRIPTS_VERSION}_${name}`;
+const commandName = (name: ScriptName) => `stampede_${scripts.get(name)!.version}_${name}`;
 
 /** A score bound for ZRANGEBYSCORE (Redis spells infinity `inf`). */
 const score = (n: number) => (n === Infinity ? '+inf' : n === -Infinity ? '-inf' : String(n));
@@ -238,38 +241,18 @@ function saleFields(sale: EngineSale): string[] {
   ];
 }
 
-/**
- * A sale's first hot state from the ledger's record, as `MemoryEngine.loadSale` builds it: stock
- * is quantity less sold less held, holds by id (a repeated id keeps the last), per-user counts,
- * and the holders as the first buyers. `loadSale-7.lua` writes it (and the clock) atomically.
- */
-function initialState(load: SaleLoad, epoch: string) {
+/** The shared first state (engine/initial-state.ts), flat for `loadSale-7.lua`, which writes it (and the clock) atomically. */
+function flatState(load: SaleLoad, epoch: string) {
   const { sale } = load;
-  const items = new Map<string, string>();
-  const stock = new Map<string, number>();
-  for (const item of sale.items) {
-    // The first item of a SKU is the one reserve finds, as Array.find does.
-    if (!items.has(item.sku)) items.set(item.sku, `${item.quantity}|${item.perUserLimit}|${item.maxPerOrder}`);
-    stock.set(item.sku, item.quantity - (load.sold[item.sku] ?? 0));
-  }
-  const holds = new Map<string, EngineHold>();
-  for (const hold of load.holds) {
-    holds.set(hold.holdId, hold);
-    stock.set(hold.sku, (stock.get(hold.sku) ?? 0) - hold.quantity);
-  }
-  const perUser = new Map<string, number>();
-  for (const u of load.perUser) perUser.set(`${u.userId}\t${u.sku}`, u.units);
-  let held = 0;
-  for (const hold of holds.values()) held += hold.quantity;
-
+  const { items, stock, holds, perUser, buyers, held } = initialState(load);
   const flat = <V>(m: Map<string, V>, value: (v: V) => string) => [...m].flatMap(([k, v]) => [k, value(v)]);
   return {
     meta: [...saleFields(sale), 'epoch', epoch, 'seq', '0', 'watermark', '0', 'carry', '0', 'drawn', '0', 'held', String(held)],
-    items: flat(items, (v) => v),
+    items: flat(items, (i) => `${i.quantity}|${i.perUserLimit}|${i.maxPerOrder}`),
     stock: flat(stock, String),
     holds: flat(holds, encodeHold),
     holdexp: [...holds.values()].flatMap((h) => [String(h.expiresAt), h.holdId]),
     peruser: flat(perUser, String),
-    buyers: [...new Set(load.holds.map((h) => h.userId))],
+    buyers,
   };
 }

@@ -6,13 +6,14 @@
   Output: {watermark, admitted}, or -1 (no such sale)
 ]]
 local rcall = redis.call
+--- @include "includes/refusals"
 --- @include "includes/clock"
 --- @include "includes/fmt"
 --- @include "includes/sale"
 --- @include "includes/draw"
 
 local sale = readSale(KEYS[1])
-if not sale then return -1 end
+if not sale then return REFUSAL.SALE_NOT_FOUND end
 local now = nowMs()
 
 local function idle()

@@ -9,16 +9,17 @@
   Output: {place, epoch, fresh 0|1, shadow 0|1}, or -1 (no such sale), -3 (ended), -4 (cancelled)
 ]]
 local rcall = redis.call
+--- @include "includes/refusals"
 --- @include "includes/clock"
 --- @include "includes/fmt"
 --- @include "includes/sale"
 --- @include "includes/draw"
 
 local sale = readSale(KEYS[1])
-if not sale then return -1 end
+if not sale then return REFUSAL.SALE_NOT_FOUND end
 local now = nowMs()
-if sale.cancelled then return -4 end
-if now >= sale.endsAt then return -3 end
+if sale.cancelled then return REFUSAL.SALE_CANCELLED end
+if now >= sale.endsAt then return REFUSAL.SALE_ENDED end
 local randomized = sale.mode == 'randomized_prequeue'
 if randomized and now >= sale.startsAt then draw(KEYS[1], sale) end
 local user, reason = ARGV[1], ARGV[3]

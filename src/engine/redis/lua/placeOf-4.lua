@@ -5,12 +5,13 @@
   Output: the place; nil when the user has none (or waits for the draw); -1 no such sale
 ]]
 local rcall = redis.call
+--- @include "includes/refusals"
 --- @include "includes/clock"
 --- @include "includes/sale"
 --- @include "includes/draw"
 
 local sale = readSale(KEYS[1])
-if not sale then return -1 end
+if not sale then return REFUSAL.SALE_NOT_FOUND end
 if sale.mode == 'randomized_prequeue' and nowMs() >= sale.startsAt then draw(KEYS[1], sale) end
 local user = ARGV[1]
 

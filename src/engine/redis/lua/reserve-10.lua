@@ -12,13 +12,14 @@
           -10 limit reached, -11 sold out, -12 insufficient stock
 ]]
 local rcall = redis.call
+--- @include "includes/refusals"
 --- @include "includes/clock"
 --- @include "includes/fmt"
 --- @include "includes/sale"
 --- @include "includes/holds"
 
 local sale = readSale(KEYS[1])
-if not sale then return -1 end
+if not sale then return REFUSAL.SALE_NOT_FOUND end
 local now = nowMs()
 local user, sku, fingerprint, holdId = ARGV[1], ARGV[3], ARGV[6], ARGV[7]
 local place, quantity = tonumber(ARGV[2]), tonumber(ARGV[4])
@@ -27,29 +28,29 @@ local idemField = user .. '\t' .. ARGV[5]
 local first = rcall('HGET', KEYS[7], idemField)
 if first then
   first = cjson.decode(first)
-  if first[1] ~= fingerprint then return -7 end
+  if first[1] ~= fingerprint then return REFUSAL.IDEMPOTENCY_KEY_REUSED end
   return { 2, first[2] }
 end
 
-if sale.cancelled then return -4 end
-if now < sale.startsAt then return -2 end
-if now >= sale.endsAt then return -3 end
-if place < 1 or place > sale.watermark then return -5 end
+if sale.cancelled then return REFUSAL.SALE_CANCELLED end
+if now < sale.startsAt then return REFUSAL.SALE_NOT_OPEN end
+if now >= sale.endsAt then return REFUSAL.SALE_ENDED end
+if place < 1 or place > sale.watermark then return REFUSAL.NOT_ADMITTED end
 -- Admitted when the watermark first reached the place.
 local admittedAt = 0
 local advance = rcall('ZRANGEBYSCORE', KEYS[9], fmt(place), '+inf', 'LIMIT', 0, 1)[1]
 if advance then admittedAt = tonumber(string.sub(advance, string.find(advance, ':', 1, true) + 1)) end
-if now >= admittedAt + sale.admittedTtl * 1000 then return -6 end
+if now >= admittedAt + sale.admittedTtl * 1000 then return REFUSAL.ADMISSION_EXPIRED end
 local spec = rcall('HGET', KEYS[2], sku)
-if not spec then return -8 end
+if not spec then return REFUSAL.UNKNOWN_SKU end
 local item = parseItem(spec)
-if quantity > item.maxPerOrder then return -9 end
+if quantity > item.maxPerOrder then return REFUSAL.ORDER_TOO_LARGE end
 local userField = user .. '\t' .. sku
 local units = tonumber(rcall('HGET', KEYS[6], userField) or '0')
-if units + quantity > item.perUserLimit then return -10 end
+if units + quantity > item.perUserLimit then return REFUSAL.LIMIT_REACHED end
 local stock = tonumber(rcall('HGET', KEYS[3], sku) or '0')
-if stock <= 0 then return -11 end
-if stock < quantity then return -12 end
+if stock <= 0 then return REFUSAL.SOLD_OUT end
+if stock < quantity then return REFUSAL.INSUFFICIENT_STOCK end
 
 local expiresAt = now + sale.reservationTtl * 1000
 local held = sale.held + quantity

@@ -7,12 +7,13 @@
            flags (flat reason/count)}; times and unit counts as strings. Or -1: no such sale.
 ]]
 local rcall = redis.call
+--- @include "includes/refusals"
 --- @include "includes/clock"
 --- @include "includes/fmt"
 --- @include "includes/sale"
 
 local sale = readSale(KEYS[1])
-if not sale then return -1 end
+if not sale then return REFUSAL.SALE_NOT_FOUND end
 local now = nowMs()
 local prequeued = rcall('ZCARD', KEYS[6])
 -- Admitted tickets count while their window is open; admit() sweeps the lapsed ones.

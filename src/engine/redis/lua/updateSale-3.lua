@@ -7,11 +7,12 @@
   Output: 1, or -1 (no such sale), -13 (stock would go below zero, or a sold SKU dropped)
 ]]
 local rcall = redis.call
+--- @include "includes/refusals"
 --- @include "includes/fmt"
 --- @include "includes/sale"
 --- @include "includes/batched"
 
-if rcall('EXISTS', KEYS[1]) == 0 then return -1 end
+if rcall('EXISTS', KEYS[1]) == 0 then return REFUSAL.SALE_NOT_FOUND end
 local items = cjson.decode(ARGV[2])
 
 local function stockOf(sku)
@@ -25,14 +26,14 @@ for _, item in ipairs(items) do
   local old = rcall('HGET', KEYS[2], sku)
   local value = quantity
   if old then value = stockOf(sku) + quantity - parseItem(old).quantity end
-  if value < 0 then return -13 end
+  if value < 0 then return REFUSAL.INVALID_SALE end
   if nextStock[sku] == nil then order[#order + 1] = sku end
   nextStock[sku] = value
 end
 local oldItems = rcall('HGETALL', KEYS[2])
 for i = 1, #oldItems, 2 do
   local sku = oldItems[i]
-  if nextStock[sku] == nil and stockOf(sku) ~= parseItem(oldItems[i + 1]).quantity then return -13 end
+  if nextStock[sku] == nil and stockOf(sku) ~= parseItem(oldItems[i + 1]).quantity then return REFUSAL.INVALID_SALE end
 end
 
 local stockArgs, itemArgs, seen = {}, {}, {}
