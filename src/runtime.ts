@@ -131,6 +131,11 @@ export class Runtime {
     this.localLimits = new RateLimits({ ...rl, ipPerSec: config.ipRateLimit, buckets: { purchase: [], enter: [], ...pickBuckets(opts.rateLimits, ['ip', 'read']) } });
     this.sharedLimits = new RateLimits({ ...rl, ipPerSec: 0, redis: this.redis ?? undefined, buckets: { read: [], ...pickBuckets(opts.rateLimits, ['purchase', 'enter']) } });
     this.payments = new PaymentService(ledger, gateway, this.clock, log);
+    this.payments.usePorts({
+      verify: (saleId, token, userId) => this.queue.verify(saleId, token, userId),
+      live: (saleId) => this.queue.live(saleId),
+      sale: (saleId) => this.sales.get(saleId),
+    });
     this.checkout = new CheckoutService(engine, ledger, this.clock, this.sales, this.queue, this.monitor, this.payments, this.sharedLimits, log);
     this.holdSweeper = new HoldSweeper(engine, ledger, this.clock, this.monitor, this.checkout, this.payments, log);
     this.voidSweeper = new VoidSweeper(this.checkout, this.monitor, this.payments);

@@ -23,12 +23,7 @@ export const checkoutRoutes: FastifyPluginAsyncTypebox = async (app) => {
   }, async (req) => {
     await app.defence.local.consume('ip', req.ip);
     const userId = await runtime.auth.user(req.headers.authorization);
-    const ticket = app.queue.verify(req.params.id, req.body.ticket, userId);
-    if (ticket.shadow) throw new StampedeError('NOT_ADMITTED', 'Authorisations are being taken slowly; try again in a moment', { retryAfter: 5 });
-    const sale = await app.sales.get(req.params.id);
-    const live = await app.queue.live(sale.id);
-    if (live.status === 'ended' || live.status === 'cancelled' || live.status === 'sold_out') throw new StampedeError(live.status === 'sold_out' ? 'SOLD_OUT' : 'SALE_ENDED', undefined, live.status === 'sold_out' ? { extra: { status: 'sold_out' } } : {});
-    const auth = await app.payments.preAuth(sale, userId, ticket.place, req.body.payment_token);
+    const auth = await app.payments.preAuthorize({ saleId: req.params.id, userId, ticket: req.body.ticket, paymentToken: req.body.payment_token });
     return { auth_id: auth.id, amount_cents: auth.amountCents, currency: auth.currency, status: auth.status, expires_at: auth.expiresAt.toISOString() };
   });
 

@@ -10,6 +10,8 @@ import type { EngineClock } from '../engine/engine-clock.js';
 import { StampedeError } from '../errors.js';
 import type { Order, Payment, PaymentStatus, Sale } from '../ledger/ledger.js';
 import type { PaymentsRepository } from '../ledger/repositories.js';
+import type { LiveSale } from '../queue/sale-monitor.js';
+import type { Ticket } from '../queue/ticket.js';
 import { GatewayUnavailableError, IdempotencyKeyReusedError, paymentUnavailable, type GatewayOutcome, type PaymentGateway } from './gateway.js';
 
 const NOT_SEEN: GatewayOutcome = { ok: false, reason: 'not_found', message: 'the gateway never saw this key' };
@@ -25,13 +27,43 @@ export type Settlement =
   | { outcome: 'declined'; message: string }
   | { outcome: 'none' };
 
+/** What pre-authorising asks of the queue and sales tiers: is this ticket real, and can it still win? */
+export interface PreAuthPorts {
+  verify(saleId: string, token: string, userId: string): Ticket;
+  live(saleId: string): Promise<Pick<LiveSale, 'status'>>;
+  sale(saleId: string): Promise<Sale>;
+}
+
 export class PaymentService {
+  private ports: PreAuthPorts | null = null;
+
   constructor(
     private readonly ledger: PaymentsRepository,
     readonly gateway: PaymentGateway,
     private readonly clock: EngineClock,
     private readonly log: { warn(obj: object, msg: string): void } = console,
   ) {}
+
+  /** Wires the queue and sales tiers' parts of a pre-authorisation. */
+  usePorts(ports: PreAuthPorts): void {
+    this.ports = ports;
+  }
+
+  /**
+   * `POST /pre-auth`: a ticket of this user that can still win authorises the sale price times
+   * the limit. A shadow ticket (a flagged bot) is told to come back later; a sale sold out,
+   * ended or cancelled authorises nothing.
+   */
+  async preAuthorize(req: { saleId: string; userId: string; ticket: string; paymentToken: string }): Promise<Payment> {
+    const ports = this.ports!;
+    const ticket = ports.verify(req.saleId, req.ticket, req.userId);
+    if (ticket.shadow) throw new StampedeError('NOT_ADMITTED', 'Authorisations are being taken slowly; try again in a moment', { retryAfter: 5 });
+    const sale = await ports.sale(req.saleId);
+    const { status } = await ports.live(sale.id);
+    if (status === 'sold_out') throw new StampedeError('SOLD_OUT', undefined, { extra: { status: 'sold_out' } });
+    if (status === 'ended' || status === 'cancelled') throw new StampedeError('SALE_ENDED');
+    return this.preAuth(sale, req.userId, ticket.place, req.paymentToken);
+  }
 
   /**
    * Authorises the sale price times the user's limit (the most they could buy). One live
