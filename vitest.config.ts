@@ -1,8 +1,27 @@
 import { defineConfig } from 'vitest/config';
 
-export default defineConfig({
+/**
+ * `npm test` runs everything (what CI runs). The layers, by `--mode`:
+ * - `unit`: no services at all (no Redis, PostgreSQL, NATS or Chromium): the embedded engine and
+ *   in-memory PGlite only; suites' Redis and PostgreSQL halves skip.
+ * - `integration`: everything but the browser.
+ * - `browser`: the Chromium suites.
+ */
+const BROWSER = ['test/**/*.browser.test.ts'];
+const NEEDS_SERVICES = [
+  ...BROWSER,
+  'test/engine/engine.redis.test.ts',
+  'test/ledger/ledger.pg.test.ts',
+  'test/ledger/outbox-relay.nats.test.ts',
+  'test/faults/**',
+  'test/cli/**',
+];
+
+export default defineConfig(({ mode }) => ({
   test: {
-    include: ['test/**/*.test.ts'],
+    include: mode === 'browser' ? BROWSER : ['test/**/*.test.ts'],
+    exclude: mode === 'unit' ? NEEDS_SERVICES : mode === 'integration' ? BROWSER : [],
+    env: mode === 'unit' ? { STAMPEDE_TEST_SERVICES: 'none' } : {},
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: 'forks',
@@ -10,4 +29,4 @@ export default defineConfig({
     maxWorkers: 2,
     reporters: ['default'],
   },
-});
+}));

@@ -33,11 +33,7 @@ const stamp = join(dist, '.build-stamp');
 const require = createRequire(import.meta.url);
 
 /** What the server loads at run time from beside its modules (src-relative), and how it is copied. */
-const ASSETS = [
-  { dir: 'engine/redis/lua' },
-  { dir: 'ledger/migrations', only: /\.sql$/ },
-  { dir: 'web/public', minify: true },
-];
+const ASSETS = [{ dir: 'engine/redis/lua' }, { dir: 'ledger/migrations', only: /\.sql$/ }, { dir: 'web/public', minify: true }];
 /** Besides src/, what changes the output. */
 const INPUTS = ['tsconfig.json', 'tsconfig.build.json', 'scripts/build.mjs'];
 
@@ -49,7 +45,8 @@ function walk(dir, out = []) {
   out.push(dir);
   for (const e of readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
     const path = join(dir, e.name);
-    if (e.isDirectory()) walk(path, out); else out.push(path);
+    if (e.isDirectory()) walk(path, out);
+    else out.push(path);
   }
   return out;
 }
@@ -110,12 +107,15 @@ async function build() {
   const hash = hashOf(sources());
   rmSync(next, { recursive: true, force: true });
 
-  const tsc = spawnSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', join(root, 'tsconfig.build.json'), '--outDir', next], { cwd: root, stdio: 'inherit' });
+  const tsc = spawnSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', join(root, 'tsconfig.build.json'), '--outDir', next], {
+    cwd: root,
+    stdio: 'inherit',
+  });
   if (tsc.status !== 0) {
     rmSync(next, { recursive: true, force: true });
     say(`tsc failed: dist/ not ${existsSync(dist) ? 'updated' : 'built'}`);
     // An install is not the place to fail on a type error: `npm start` builds again, and stops there.
-    process.exit(args.has('--if-possible') ? 0 : tsc.status ?? 1);
+    process.exit(args.has('--if-possible') ? 0 : (tsc.status ?? 1));
   }
 
   // The same transform web-routes.ts applies when esbuild is at hand, so the hashed names agree.
@@ -143,7 +143,8 @@ async function build() {
   const copied = (rel) => ASSETS.some(({ dir, only }) => rel.startsWith(`${dir}/`) && (!only || only.test(rel)));
   for (const file of walk(src)) {
     const rel = relative(src, file).split('\\').join('/');
-    if (statSync(file).isFile() && !rel.endsWith('.ts') && !copied(rel)) say(`warning: src/${rel} is not copied to dist/ (add it to ASSETS in scripts/build.mjs if the server reads it)`);
+    if (statSync(file).isFile() && !rel.endsWith('.ts') && !copied(rel))
+      say(`warning: src/${rel} is not copied to dist/ (add it to ASSETS in scripts/build.mjs if the server reads it)`);
   }
 
   // Dated when the sources were read: one edited during the build is newer, and gets hashed.

@@ -43,7 +43,8 @@ export async function buildApp(runtime: Runtime, opts: { logger?: FastifyBaseLog
   const app = Fastify({
     ...(opts.logger ? { loggerInstance: opts.logger.child({}, { serializers: accessLogSerializers }) } : { logger: false }),
     trustProxy: trustProxyOption(runtime.config.trustProxy),
-    genReqId: (req) => (typeof req.headers['x-request-id'] === 'string' && req.headers['x-request-id'].length <= 64 ? req.headers['x-request-id'] : randomUUID()),
+    genReqId: (req) =>
+      typeof req.headers['x-request-id'] === 'string' && req.headers['x-request-id'].length <= 64 ? req.headers['x-request-id'] : randomUUID(),
     bodyLimit: 64 * 1024,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
     return503OnClosing: true,
@@ -55,7 +56,10 @@ export async function buildApp(runtime: Runtime, opts: { logger?: FastifyBaseLog
   app.decorate('routeTable', guardRoutes(app, runtime.auth));
 
   // Plain callback hooks: an async hook costs a promise and a tick on every request.
-  app.addHook('onRequest', (req, reply, done) => { reply.header('x-request-id', req.id); done(); });
+  app.addHook('onRequest', (req, reply, done) => {
+    reply.header('x-request-id', req.id);
+    done();
+  });
   const durations = new Map<string, ReturnType<typeof runtime.metrics.httpDuration.labels>>();
   app.addHook('onResponse', (req, reply, done) => {
     const route = req.routeOptions.url ?? 'unmatched';
@@ -110,7 +114,11 @@ export async function buildApp(runtime: Runtime, opts: { logger?: FastifyBaseLog
   await app.register(swagger, {
     openapi: {
       openapi: '3.1.0',
-      info: { title: 'Stampede', version: '0.1.0', description: 'Flash-sale engine: waiting room, checkout and payments. Errors are `{error: {code, message}}`; see docs/errors.md.' },
+      info: {
+        title: 'Stampede',
+        version: '0.1.0',
+        description: 'Flash-sale engine: waiting room, checkout and payments. Errors are `{error: {code, message}}`; see docs/errors.md.',
+      },
       components: {
         securitySchemes: {
           user: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: "A user token from the shop's login (or POST /api/session in demo mode)" },
@@ -133,4 +141,3 @@ export async function buildApp(runtime: Runtime, opts: { logger?: FastifyBaseLog
   await app.register(webRoutes);
   return app;
 }
-

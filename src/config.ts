@@ -78,7 +78,11 @@ const url = (env: Env, name: string, protocols: string[]): string | null => {
   const raw = env[name];
   if (!raw) return null;
   let parsed: URL;
-  try { parsed = new URL(raw); } catch { throw new ConfigError(`${name} is not a URL: "${raw}"`); }
+  try {
+    parsed = new URL(raw);
+  } catch {
+    throw new ConfigError(`${name} is not a URL: "${raw}"`);
+  }
   if (!protocols.includes(parsed.protocol)) throw new ConfigError(`${name} must use ${protocols.join(' or ')}, got "${parsed.protocol}"`);
   return raw;
 };
@@ -100,7 +104,10 @@ function trustProxy(raw: string | undefined): false | number | string[] {
     if (hops > 10) throw new ConfigError(`STAMPEDE_TRUST_PROXY must be a hop count from 0 to 10 or proxy CIDRs, got "${raw}"`);
     return hops;
   }
-  const entries = raw.split(',').map((s) => s.trim()).filter(Boolean);
+  const entries = raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   for (const entry of entries) {
     const [address, bits, extra] = entry.split('/');
     const family = isIP(address);
@@ -132,12 +139,16 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
   const gateway = env.STAMPEDE_PAYMENT_GATEWAY ?? 'sandbox';
   if (gateway !== 'sandbox' && gateway !== 'stripe') throw new ConfigError(`STAMPEDE_PAYMENT_GATEWAY must be sandbox or stripe, got "${gateway}"`);
   if (gateway === 'stripe' && !env.STRIPE_API_KEY) throw new ConfigError('STRIPE_API_KEY is required when STAMPEDE_PAYMENT_GATEWAY=stripe');
-  const clusterNodes = (env.REDIS_CLUSTER_NODES ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  const clusterNodes = (env.REDIS_CLUSTER_NODES ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   for (const node of clusterNodes) {
     if (!/^[\w.-]+:\d+$/.test(node)) throw new ConfigError(`REDIS_CLUSTER_NODES must be host:port,host:port, got "${node}"`);
   }
   const redisPrefix = env.STAMPEDE_REDIS_PREFIX || 'stampede';
-  if (!/^[\w.:-]{1,64}$/.test(redisPrefix)) throw new ConfigError(`STAMPEDE_REDIS_PREFIX must be 1–64 letters, digits, '_', '-', '.' or ':', got "${redisPrefix}"`);
+  if (!/^[\w.:-]{1,64}$/.test(redisPrefix))
+    throw new ConfigError(`STAMPEDE_REDIS_PREFIX must be 1–64 letters, digits, '_', '-', '.' or ':', got "${redisPrefix}"`);
   const logLevel = env.LOG_LEVEL ?? 'info';
   if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(logLevel)) throw new ConfigError(`LOG_LEVEL is not a pino level: "${logLevel}"`);
 

@@ -4,12 +4,17 @@
  */
 import { readFileSync } from 'node:fs';
 
-export interface FileLimit { soft: number; hard: number }
+export interface FileLimit {
+  soft: number;
+  hard: number;
+}
 
 /** The RLIMIT_NOFILE of this process, or null where /proc is not there (macOS, Windows). */
 export function fileLimit(): FileLimit | null {
   try {
-    const line = readFileSync('/proc/self/limits', 'utf8').split('\n').find((l) => l.startsWith('Max open files'));
+    const line = readFileSync('/proc/self/limits', 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith('Max open files'));
     const m = line && /Max open files\s+(\S+)\s+(\S+)/.exec(line);
     if (!m) return null;
     const n = (s: string) => (s === 'unlimited' ? Infinity : Number(s));
@@ -23,9 +28,10 @@ export function fileLimit(): FileLimit | null {
 export function fileLimitHint(needed: number, command: string): string | null {
   const limit = fileLimit();
   if (!limit || limit.soft >= needed) return null;
-  const raise = limit.hard >= needed
-    ? `raise it first: ulimit -n ${Math.min(limit.hard, Math.max(needed, 200_000))} && ${command}`
-    : `the hard limit is ${limit.hard}, so raising it needs root (or CAP_SYS_RESOURCE), e.g. in /etc/security/limits.conf or the container's --ulimit nofile=200000`;
+  const raise =
+    limit.hard >= needed
+      ? `raise it first: ulimit -n ${Math.min(limit.hard, Math.max(needed, 200_000))} && ${command}`
+      : `the hard limit is ${limit.hard}, so raising it needs root (or CAP_SYS_RESOURCE), e.g. in /etc/security/limits.conf or the container's --ulimit nofile=200000`;
   return `this process may open ${limit.soft} files but wants about ${needed}; ${raise}`;
 }
 

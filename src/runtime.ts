@@ -111,9 +111,8 @@ export class Runtime {
     // STAMPEDE_IP_RATE_LIMIT=0 means traffic comes from one address (a load test): then the
     // accounts-per-address signal would flag everyone, so it is off with the limit.
     this.botSignals = new BotSignals({ ...(config.ipRateLimit === 0 ? { maxAccountsPerIp: Number.MAX_SAFE_INTEGER } : {}), ...opts.botSignals });
-    const captcha = (provider: 'turnstile' | 'hcaptcha' | 'recaptcha') => (config.captchaSecret
-      ? new SiteverifyCaptcha({ provider, secret: config.captchaSecret, verifyUrl: config.captchaVerifyUrl ?? undefined })
-      : null);
+    const captcha = (provider: 'turnstile' | 'hcaptcha' | 'recaptcha') =>
+      config.captchaSecret ? new SiteverifyCaptcha({ provider, secret: config.captchaSecret, verifyUrl: config.captchaVerifyUrl ?? undefined }) : null;
     const gate = opts.gate ?? new DefenceGate(this.pow, this.botSignals, captcha);
     // The waiting room asks checkout for a buyer's order; checkout is built below, so the port defers to it.
     const liveOrders = { liveOrderOf: (saleId: string, userId: string) => this.checkout.liveOrderOf(saleId, userId) };
@@ -124,12 +123,25 @@ export class Runtime {
       onError: (err, saleId) => log.warn({ err, saleId }, 'looking up drawn places for event streams failed'),
     });
     this.admission = new AdmissionController(engine, this.monitor, {
-      nodeId: this.nodeId, onError: (err) => log.error({ err }, 'admission step failed'),
+      nodeId: this.nodeId,
+      onError: (err) => log.error({ err }, 'admission step failed'),
       onAdmitted: (saleId) => void this.monitor.refresh(saleId),
     });
-    const rl = { keyPrefix: `${config.production ? '' : 'dev:'}${config.redisPrefix}:rl:${engine.kind === 'redis' ? 'shared' : this.nodeId}`, ...opts.rateLimits };
-    this.localLimits = new RateLimits({ ...rl, ipPerSec: config.ipRateLimit, buckets: { purchase: [], enter: [], ...pickBuckets(opts.rateLimits, ['ip', 'read']) } });
-    this.sharedLimits = new RateLimits({ ...rl, ipPerSec: 0, redis: this.redis ?? undefined, buckets: { read: [], ...pickBuckets(opts.rateLimits, ['purchase', 'enter']) } });
+    const rl = {
+      keyPrefix: `${config.production ? '' : 'dev:'}${config.redisPrefix}:rl:${engine.kind === 'redis' ? 'shared' : this.nodeId}`,
+      ...opts.rateLimits,
+    };
+    this.localLimits = new RateLimits({
+      ...rl,
+      ipPerSec: config.ipRateLimit,
+      buckets: { purchase: [], enter: [], ...pickBuckets(opts.rateLimits, ['ip', 'read']) },
+    });
+    this.sharedLimits = new RateLimits({
+      ...rl,
+      ipPerSec: 0,
+      redis: this.redis ?? undefined,
+      buckets: { read: [], ...pickBuckets(opts.rateLimits, ['purchase', 'enter']) },
+    });
     this.payments = new PaymentService(ledger, gateway, this.clock, log);
     this.payments.usePorts({
       verify: (saleId, token, userId) => this.queue.verify(saleId, token, userId),
@@ -150,7 +162,15 @@ export class Runtime {
       },
     });
     this.follower = new SaleFollower(this.sales, this.monitor, this.clock, log);
-    this.stats = new SaleStats({ sales: this.sales, monitor: this.monitor, clock: this.clock, checkout: this.checkout, payments: this.payments, traffic: this.traffic, sse: this.sse });
+    this.stats = new SaleStats({
+      sales: this.sales,
+      monitor: this.monitor,
+      clock: this.clock,
+      checkout: this.checkout,
+      payments: this.payments,
+      traffic: this.traffic,
+      sse: this.sse,
+    });
   }
 
   /** Opens the engine and ledger the configuration names (or the ones given) and wires a node. */
@@ -169,10 +189,20 @@ export class Runtime {
     } else if (engine instanceof RedisEngine) {
       redis = engine.client;
     }
-    const ledger = opts.ledger ?? (await openLedger({ databaseUrl: config.databaseUrl ?? undefined, dataDir: config.databaseUrl ? undefined : config.dataDir }));
+    const ledger =
+      opts.ledger ?? (await openLedger({ databaseUrl: config.databaseUrl ?? undefined, dataDir: config.databaseUrl ? undefined : config.dataDir }));
     const gateway = opts.gateway ?? defaultGateway(config);
     const metrics = new Metrics({ defaults: opts.workers !== false && !opts.engine });
-    const runtime = new Runtime(config, instrument(engine, metrics.engineDuration), instrument(ledger, metrics.ledgerDuration), gateway, redis, opts, log, metrics);
+    const runtime = new Runtime(
+      config,
+      instrument(engine, metrics.engineDuration),
+      instrument(ledger, metrics.ledgerDuration),
+      gateway,
+      redis,
+      opts,
+      log,
+      metrics,
+    );
     await runtime.auth.init();
     return runtime;
   }
@@ -201,13 +231,17 @@ export class Runtime {
 }
 
 function defaultGateway(config: Readonly<Config>): PaymentGateway {
-  const inner = config.paymentGateway === 'stripe'
-    ? new StripeGateway({ apiKey: config.stripeApiKey! })
-    // A card network's round trip is ~25 ms ± 10; at 0 the sandbox answers at once (and without jitter).
-    : new SandboxGateway({ latencyMs: config.sandboxLatencyMs, jitterMs: config.sandboxLatencyMs === 0 ? 0 : 10 });
+  const inner =
+    config.paymentGateway === 'stripe'
+      ? new StripeGateway({ apiKey: config.stripeApiKey! })
+      : // A card network's round trip is ~25 ms ± 10; at 0 the sandbox answers at once (and without jitter).
+        new SandboxGateway({ latencyMs: config.sandboxLatencyMs, jitterMs: config.sandboxLatencyMs === 0 ? 0 : 10 });
   // Processors rate-limit (Stripe: ~100/s live, 25/s per endpoint); over budget we wait in line.
   return config.paymentGateway === 'stripe'
-    ? new PacedGateway(inner, { shared: { ratePerSec: 90, burst: 20 }, perOperation: { authorize: { ratePerSec: 25, burst: 5 }, capture: { ratePerSec: 25, burst: 5 } } })
+    ? new PacedGateway(inner, {
+        shared: { ratePerSec: 90, burst: 20 },
+        perOperation: { authorize: { ratePerSec: 25, burst: 5 }, capture: { ratePerSec: 25, burst: 5 } },
+      })
     : new PacedGateway(inner, { shared: { ratePerSec: 2000, burst: 500 } });
 }
 

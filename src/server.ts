@@ -47,7 +47,10 @@ async function main() {
   // A deep accept backlog: at the opening second thousands connect at once.
   await app.listen({ port: config.port, host: config.host, backlog: 4096 });
   const local = `http://localhost:${(app.server.address() as { port: number }).port}`;
-  log.info({ engine: runtime.engine.kind, ledger: runtime.ledger.kind, maxConnections: cap }, `Stampede is up: shop ${local}/  admin ${local}/admin  API ${local}/docs/openapi.json`);
+  log.info(
+    { engine: runtime.engine.kind, ledger: runtime.ledger.kind, maxConnections: cap },
+    `Stampede is up: shop ${local}/  admin ${local}/admin  API ${local}/docs/openapi.json`,
+  );
   if (config.generatedSecrets.includes('STAMPEDE_ADMIN_TOKEN')) log.info(`demo admin token (this run only): ${config.adminToken}`);
 }
 

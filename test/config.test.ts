@@ -20,7 +20,17 @@ const SECRETS = {
 describe('configuration', () => {
   it('runs with nothing set: embedded defaults, demo mode, made-up secrets named', () => {
     const c = loadConfig({});
-    expect(c).toMatchObject({ port: 3000, redisUrl: null, databaseUrl: null, dataDir: './data', demo: true, redisPrefix: 'stampede', ipRateLimit: 50, paymentGateway: 'sandbox', sandboxLatencyMs: 25 });
+    expect(c).toMatchObject({
+      port: 3000,
+      redisUrl: null,
+      databaseUrl: null,
+      dataDir: './data',
+      demo: true,
+      redisPrefix: 'stampede',
+      ipRateLimit: 50,
+      paymentGateway: 'sandbox',
+      sandboxLatencyMs: 25,
+    });
     expect(c.generatedSecrets.sort()).toEqual(['STAMPEDE_ADMIN_TOKEN', 'STAMPEDE_TICKET_SECRET', 'STAMPEDE_USER_JWT_SECRET']);
     // Made up afresh each time, never a fixed default someone could guess.
     expect(loadConfig({}).adminToken).not.toBe(c.adminToken);
@@ -70,7 +80,11 @@ describe('configuration', () => {
     ['STAMPEDE_STREAMS_PER_ADDRESS', '-3', /STAMPEDE_STREAMS_PER_ADDRESS must be an integer/],
   ])('%s=%s is refused with one line naming it', (name, value, message) => {
     let err: unknown;
-    try { loadConfig({ [name]: value }); } catch (e) { err = e; }
+    try {
+      loadConfig({ [name]: value });
+    } catch (e) {
+      err = e;
+    }
     expect(err).toBeInstanceOf(ConfigError);
     expect((err as Error).message).toMatch(message);
     expect((err as Error).message).not.toContain('\n');
@@ -83,7 +97,9 @@ describe('configuration', () => {
 
   it('the server prints the one line and exits 78 on a wrong value, before opening anything', () => {
     const run = spawnSync(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
-      env: { ...process.env, PORT: 'eighty', STAMPEDE_DATA_DIR: '/nonexistent/never-created' }, encoding: 'utf8', timeout: 30_000,
+      env: { ...process.env, PORT: 'eighty', STAMPEDE_DATA_DIR: '/nonexistent/never-created' },
+      encoding: 'utf8',
+      timeout: 30_000,
     });
     expect(run.status).toBe(78);
     expect(run.stderr.trim()).toBe('stampede: configuration error: PORT must be an integer from 0 to 65535, got "eighty"');
@@ -114,19 +130,27 @@ describe('connection cap', () => {
         child.stdout!.on('data', (b: Buffer) => {
           out += b.toString();
           const line = out.split('\n').find((l) => l.includes('Stampede is up'));
-          if (line) { const j = JSON.parse(line); resolve({ port: Number(/localhost:(\d+)/.exec(j.msg)![1]), cap: j.maxConnections }); }
+          if (line) {
+            const j = JSON.parse(line);
+            resolve({ port: Number(/localhost:(\d+)/.exec(j.msg)![1]), cap: j.maxConnections });
+          }
         });
         child.on('exit', (code) => reject(new Error(`server exited ${code}: ${out}`)));
       });
       expect(up.cap).toBe(3);
       // Three clients hold a kept-alive connection each, having been answered once.
-      const ask = (s: Socket) => new Promise<string>((resolve) => {
-        s.once('data', (b) => resolve(b.toString().split('\r\n')[0]));
-        s.once('close', () => resolve('closed'));
-        s.write('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n');
-      });
+      const ask = (s: Socket) =>
+        new Promise<string>((resolve) => {
+          s.once('data', (b) => resolve(b.toString().split('\r\n')[0]));
+          s.once('close', () => resolve('closed'));
+          s.write('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n');
+        });
       // A connection the node closes may reset: that is the answer here, not an error.
-      const open = () => new Promise<Socket>((resolve) => { const s = connect(up.port, '127.0.0.1', () => resolve(s)); s.on('error', () => {}); });
+      const open = () =>
+        new Promise<Socket>((resolve) => {
+          const s = connect(up.port, '127.0.0.1', () => resolve(s));
+          s.on('error', () => {});
+        });
       const held = [await open(), await open(), await open()];
       for (const s of held) expect(await ask(s)).toBe('HTTP/1.1 200 OK');
       // A fourth is closed without an answer; the others keep working.

@@ -20,9 +20,15 @@ export class Args {
       if (arg === '--') continue;
       if (!arg.startsWith('--')) throw new UsageError(`unexpected argument "${arg}"`);
       const eq = arg.indexOf('=');
-      if (eq > 0) { this.values.set(arg.slice(2, eq), arg.slice(eq + 1)); continue; }
+      if (eq > 0) {
+        this.values.set(arg.slice(2, eq), arg.slice(eq + 1));
+        continue;
+      }
       const next = argv[i + 1];
-      if (next !== undefined && !next.startsWith('--')) { this.values.set(arg.slice(2), next); i++; } else this.values.set(arg.slice(2), 'true');
+      if (next !== undefined && !next.startsWith('--')) {
+        this.values.set(arg.slice(2), next);
+        i++;
+      } else this.values.set(arg.slice(2), 'true');
     }
   }
 

@@ -32,9 +32,22 @@ import { capacityMain } from './capacity.js';
 const ADMIN = `bench-admin-${randomBytes(8).toString('hex')}`;
 const USER_SECRET = randomBytes(24).toString('hex');
 
-interface Row { stack: string; scenario: string; target: number; real: Measured; baseline: Measured; ratio: number; met: boolean; unexpected: string | null }
+interface Row {
+  stack: string;
+  scenario: string;
+  target: number;
+  real: Measured;
+  baseline: Measured;
+  ratio: number;
+  met: boolean;
+  unexpected: string | null;
+}
 
-interface Stack { name: string; env: Record<string, string>; cleanup(): Promise<void> }
+interface Stack {
+  name: string;
+  env: Record<string, string>;
+  cleanup(): Promise<void>;
+}
 
 async function embedded(): Promise<Stack> {
   const dir = mkdtempSync(join(tmpdir(), 'stampede-bench-'));
@@ -60,7 +73,8 @@ async function redisPg(redisUrl: string, pgUrl: string): Promise<Stack | null> {
   const url = new URL(pgUrl);
   url.pathname = `/${db}`;
   return {
-    name: 'redis+pg', env: { REDIS_URL: redisUrl, DATABASE_URL: url.toString(), STAMPEDE_REDIS_PREFIX: prefix },
+    name: 'redis+pg',
+    env: { REDIS_URL: redisUrl, DATABASE_URL: url.toString(), STAMPEDE_REDIS_PREFIX: prefix },
     async cleanup() {
       // The engine's keys, and the rate limits the node keeps under `dev:<prefix>` outside production.
       await deleteKeys(redis, `${prefix}:*`, `dev:${prefix}:*`).catch(() => {});
@@ -83,13 +97,39 @@ function baselineRoutes(scenarios: Scenario[]) {
 
 const fmt = (n: number, d = 0) => (Number.isFinite(n) ? n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d }) : '—');
 
-async function benchStack(stack: Stack, opts: { server: string; only: string | undefined; gatewayLatencyMs: number; connections: number; durationSec: number; powRequests: number; enterRequests: number; purchaseRequests: number; tickets: number; solvers: number; cpuProf: string | null }, log: (s: string) => void): Promise<Row[]> {
+async function benchStack(
+  stack: Stack,
+  opts: {
+    server: string;
+    only: string | undefined;
+    gatewayLatencyMs: number;
+    connections: number;
+    durationSec: number;
+    powRequests: number;
+    enterRequests: number;
+    purchaseRequests: number;
+    tickets: number;
+    solvers: number;
+    cpuProf: string | null;
+  },
+  log: (s: string) => void,
+): Promise<Row[]> {
   log(`[${stack.name}] starting a node`);
-  const node = await serve(opts.server, {
-    ...stack.env, STAMPEDE_IP_RATE_LIMIT: '0', STAMPEDE_ADMIN_TOKEN: ADMIN, STAMPEDE_USER_JWT_SECRET: USER_SECRET,
-    STAMPEDE_TICKET_SECRET: randomBytes(24).toString('hex'), STAMPEDE_DEMO: '0', LOG_LEVEL: 'warn',
-    STAMPEDE_SANDBOX_LATENCY_MS: String(opts.gatewayLatencyMs),
-  }, '/readyz', opts.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${opts.cpuProf}`] : []);
+  const node = await serve(
+    opts.server,
+    {
+      ...stack.env,
+      STAMPEDE_IP_RATE_LIMIT: '0',
+      STAMPEDE_ADMIN_TOKEN: ADMIN,
+      STAMPEDE_USER_JWT_SECRET: USER_SECRET,
+      STAMPEDE_TICKET_SECRET: randomBytes(24).toString('hex'),
+      STAMPEDE_DEMO: '0',
+      LOG_LEVEL: 'warn',
+      STAMPEDE_SANDBOX_LATENCY_MS: String(opts.gatewayLatencyMs),
+    },
+    '/readyz',
+    opts.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${opts.cpuProf}`] : [],
+  );
   let baseline: Served | null = null;
   const rows: Row[] = [];
   try {
@@ -98,12 +138,17 @@ async function benchStack(stack: Stack, opts: { server: string; only: string | u
     for (const s of scenarios.filter((x) => !opts.only || x.name.startsWith(opts.only))) {
       // The baseline answers constants, so it may reuse items: it always runs for the duration.
       const base = await measure(baseline.url, s.items, { connections: opts.connections, durationSec: opts.durationSec });
-      const real = await measure(node.url, s.items, { connections: opts.connections, ...(s.amount ? { amount: s.amount } : { durationSec: opts.durationSec }) });
+      const real = await measure(node.url, s.items, {
+        connections: opts.connections,
+        ...(s.amount ? { amount: s.amount } : { durationSec: opts.durationSec }),
+      });
       const ratio = real.requestsPerSec / base.requestsPerSec;
       const expected = real.statuses[String(s.expect)] ?? 0;
       const unexpected = expected < real.requests * 0.99 ? `answers ${JSON.stringify(real.statuses)}, expected ${s.expect}` : null;
       rows.push({ stack: stack.name, scenario: s.name, target: s.target, real, baseline: base, ratio, met: ratio >= s.target && !unexpected, unexpected });
-      log(`[${stack.name}] ${s.name}: ${fmt(real.requestsPerSec)} req/s (baseline ${fmt(base.requestsPerSec)}) = ${fmt(ratio, 2)}×${unexpected ? ` — ${unexpected}` : ''}`);
+      log(
+        `[${stack.name}] ${s.name}: ${fmt(real.requestsPerSec)} req/s (baseline ${fmt(base.requestsPerSec)}) = ${fmt(ratio, 2)}×${unexpected ? ` — ${unexpected}` : ''}`,
+      );
     }
   } finally {
     await baseline?.stop();
@@ -114,7 +159,10 @@ async function benchStack(stack: Stack, opts: { server: string; only: string | u
 
 export function table(rows: Row[]): string {
   const head = `${'stack'.padEnd(10)}${'scenario'.padEnd(31)}${'req/s'.padStart(9)}${'p50 ms'.padStart(8)}${'p99 ms'.padStart(8)}${'baseline'.padStart(10)}${'ratio'.padStart(7)}${'target'.padStart(8)}  met`;
-  const lines = rows.map((r) => `${r.stack.padEnd(10)}${r.scenario.padEnd(31)}${fmt(r.real.requestsPerSec).padStart(9)}${fmt(r.real.p50, 1).padStart(8)}${fmt(r.real.p99, 1).padStart(8)}${fmt(r.baseline.requestsPerSec).padStart(10)}${fmt(r.ratio, 2).padStart(7)}${`≥${r.target}`.padStart(8)}  ${r.met ? 'yes' : 'NO'}${r.unexpected ? ` (${r.unexpected})` : ''}`);
+  const lines = rows.map(
+    (r) =>
+      `${r.stack.padEnd(10)}${r.scenario.padEnd(31)}${fmt(r.real.requestsPerSec).padStart(9)}${fmt(r.real.p50, 1).padStart(8)}${fmt(r.real.p99, 1).padStart(8)}${fmt(r.baseline.requestsPerSec).padStart(10)}${fmt(r.ratio, 2).padStart(7)}${`≥${r.target}`.padStart(8)}  ${r.met ? 'yes' : 'NO'}${r.unexpected ? ` (${r.unexpected})` : ''}`,
+  );
   return [head, ...lines].join('\n');
 }
 
@@ -123,30 +171,33 @@ export async function main(argv: string[]): Promise<number> {
   if (a.has('connections')) return capacityMain(argv);
   let opts: ReturnType<typeof parse>;
   const parse = () => ({
-      stacks: a.string('stacks', 'embedded,redis+pg').split(','),
-      connections: a.count('concurrency', 64, 1),
-      durationSec: a.duration('duration', 5000) / 1000,
-      enterRequests: a.count('enter-requests', 5000, 100),
-      powRequests: a.count('pow-requests', 5000, 100),
-      purchaseRequests: a.count('purchase-requests', 10_000, 100),
-      /** The sandbox card network's round trip: 0 measures Stampede's own cost (a real one adds ~25 ms of waiting, not CPU). */
-      gatewayLatencyMs: a.count('gateway-latency-ms', 0, 0),
-      tickets: a.count('tickets', 4000, 100),
-      solvers: a.count('solvers', 2, 1),
-      redisUrl: a.string('redis-url', process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379/9'),
-      pgUrl: a.string('database-url', process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres'),
-      cpuProf: a.has('cpu-prof') ? a.string('cpu-prof') === 'true' ? 'reports/profiles' : a.string('cpu-prof')! : null,
-      out: a.string('out', 'reports'),
-      /** Measure only the scenarios whose name starts with this (for profiling one). */
-      only: a.string('only'),
-      /** Another entry point to measure in place of src/server.ts (A/B experiments on the node). */
-      server: a.string('server', 'src/server.ts'),
+    stacks: a.string('stacks', 'embedded,redis+pg').split(','),
+    connections: a.count('concurrency', 64, 1),
+    durationSec: a.duration('duration', 5000) / 1000,
+    enterRequests: a.count('enter-requests', 5000, 100),
+    powRequests: a.count('pow-requests', 5000, 100),
+    purchaseRequests: a.count('purchase-requests', 10_000, 100),
+    /** The sandbox card network's round trip: 0 measures Stampede's own cost (a real one adds ~25 ms of waiting, not CPU). */
+    gatewayLatencyMs: a.count('gateway-latency-ms', 0, 0),
+    tickets: a.count('tickets', 4000, 100),
+    solvers: a.count('solvers', 2, 1),
+    redisUrl: a.string('redis-url', process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379/9'),
+    pgUrl: a.string('database-url', process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres'),
+    cpuProf: a.has('cpu-prof') ? (a.string('cpu-prof') === 'true' ? 'reports/profiles' : a.string('cpu-prof')!) : null,
+    out: a.string('out', 'reports'),
+    /** Measure only the scenarios whose name starts with this (for profiling one). */
+    only: a.string('only'),
+    /** Another entry point to measure in place of src/server.ts (A/B experiments on the node). */
+    server: a.string('server', 'src/server.ts'),
   });
   try {
     opts = parse();
     a.rejectUnknown();
   } catch (err) {
-    if (err instanceof UsageError) { process.stderr.write(`stampede bench: ${err.message}\n`); return 64; }
+    if (err instanceof UsageError) {
+      process.stderr.write(`stampede bench: ${err.message}\n`);
+      return 64;
+    }
     throw err;
   }
   const log = (s: string) => process.stderr.write(`${s}\n`);
@@ -156,19 +207,34 @@ export async function main(argv: string[]): Promise<number> {
     const stack = name === 'embedded' ? await embedded() : name === 'redis+pg' ? await redisPg(opts.redisUrl, opts.pgUrl) : null;
     if (!stack) continue;
     try {
-      rows.push(...await benchStack(stack, opts, log));
+      rows.push(...(await benchStack(stack, opts, log)));
     } finally {
       await stack.cleanup();
     }
   }
-  process.stdout.write(`\n${table(rows)}\n\n(${((Date.now() - started) / 1000).toFixed(0)} s; ${opts.connections} connections; sandbox gateway round trip ${opts.gatewayLatencyMs} ms; baseline = bare Fastify answering the same requests with a constant reply of the same size)\n`);
+  process.stdout.write(
+    `\n${table(rows)}\n\n(${((Date.now() - started) / 1000).toFixed(0)} s; ${opts.connections} connections; sandbox gateway round trip ${opts.gatewayLatencyMs} ms; baseline = bare Fastify answering the same requests with a constant reply of the same size)\n`,
+  );
   mkdirSync(opts.out, { recursive: true });
   const file = join(opts.out, `bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-  writeFileSync(file, JSON.stringify({ at: new Date().toISOString(), machine: { cpus: (await import('node:os')).cpus().length, node: process.version }, options: opts, rows }, null, 2));
+  writeFileSync(
+    file,
+    JSON.stringify(
+      { at: new Date().toISOString(), machine: { cpus: (await import('node:os')).cpus().length, node: process.version }, options: opts, rows },
+      null,
+      2,
+    ),
+  );
   process.stderr.write(`results: ${file}\n`);
   return rows.every((r) => r.met) ? 0 : 2;
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  main(process.argv.slice(2)).then((code) => process.exit(code), (err) => { process.stderr.write(`stampede bench: ${err.stack ?? err}\n`); process.exit(70); });
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (err) => {
+      process.stderr.write(`stampede bench: ${err.stack ?? err}\n`);
+      process.exit(70);
+    },
+  );
 }

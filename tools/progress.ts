@@ -7,7 +7,10 @@ export class Progress {
   private lastPlain = 0;
   private readonly tty = Boolean(process.stderr.isTTY);
 
-  constructor(private readonly render: () => { done: number; total: number; text: string }, private readonly quiet = false) {}
+  constructor(
+    private readonly render: () => { done: number; total: number; text: string },
+    private readonly quiet = false,
+  ) {}
 
   start(everyMs = 250): void {
     if (this.quiet || this.timer) return;
@@ -18,7 +21,10 @@ export class Progress {
   stop(): void {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
-    if (!this.quiet) { this.draw(true); if (this.tty) process.stderr.write('\n'); }
+    if (!this.quiet) {
+      this.draw(true);
+      if (this.tty) process.stderr.write('\n');
+    }
   }
 
   private draw(force = false): void {

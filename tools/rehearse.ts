@@ -51,14 +51,20 @@ export const USAGE = `usage: stampede rehearse --url URL --admin-token TOKEN [--
   --strict                exit 2 when a target is missed
   --quiet                 no progress line`;
 
-export interface RehearsalRun { data: DropData; verdict: Verdict; text: string; files: string[]; exitCode: number }
+export interface RehearsalRun {
+  data: DropData;
+  verdict: Verdict;
+  text: string;
+  files: string[];
+  exitCode: number;
+}
 
 export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.env): RehearsalOptions & { out: string; strict: boolean } {
   const a = new Args(argv);
   const startInMs = a.duration('start-in', 5000);
   const arrivalMs = a.duration('arrival', 10_000);
   const adminToken = a.string('admin-token', env.STAMPEDE_ADMIN_TOKEN);
-  if (!adminToken) throw new UsageError('--admin-token is required (the server\'s STAMPEDE_ADMIN_TOKEN)');
+  if (!adminToken) throw new UsageError("--admin-token is required (the server's STAMPEDE_ADMIN_TOKEN)");
   const mode = a.string('mode', 'fifo');
   if (mode !== 'fifo' && mode !== 'randomized_prequeue') throw new UsageError('--mode must be fifo or randomized_prequeue');
   const opts = {
@@ -70,7 +76,8 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
     units: a.count('units', 1000, 1),
     skus: a.count('skus', 1, 1),
     perUserLimit: a.count('per-user-limit', 1, 1),
-    startInMs, arrivalMs,
+    startInMs,
+    arrivalMs,
     powDifficulty: a.count('pow-difficulty', 0),
     admissionRate: a.count('admission-rate', 200, 1),
     mode: mode as RehearsalOptions['mode'],
@@ -107,10 +114,14 @@ function fitStreams(opts: RehearsalOptions, log: (s: string) => void): void {
   const limit = fileLimit();
   if (opts.maxStreams === -1 >>> 0) opts.maxStreams = limit ? Math.max(0, Math.min(wanted, limit.soft - other)) : wanted;
   if (hint) log(`stampede rehearse: ${hint}`);
-  if (opts.maxStreams < wanted) log(`stampede rehearse: at most ${opts.maxStreams} event streams at once; ${wanted - opts.maxStreams} people who would stream will poll instead`);
+  if (opts.maxStreams < wanted)
+    log(`stampede rehearse: at most ${opts.maxStreams} event streams at once; ${wanted - opts.maxStreams} people who would stream will poll instead`);
 }
 
-export async function rehearse(opts: RehearsalOptions & { out: string; strict: boolean }, log: (s: string) => void = (s) => process.stderr.write(`${s}\n`)): Promise<RehearsalRun> {
+export async function rehearse(
+  opts: RehearsalOptions & { out: string; strict: boolean },
+  log: (s: string) => void = (s) => process.stderr.write(`${s}\n`),
+): Promise<RehearsalRun> {
   fitStreams(opts, log);
   const data = await runDrop(opts, log);
   const verdict = judge(data);
@@ -139,15 +150,32 @@ export function exitCodeFor(verdict: Pick<Verdict, 'ok' | 'targets'>, strict: bo
 function summary(d: DropData, v: Verdict) {
   const { adminToken: _a, userSecret: _u, ...options } = d.opts;
   return {
-    ok: v.ok, sale_id: d.sale.id, options, checks: v.checks, targets: v.targets,
-    people: v.figures.people, bots: v.figures.bots, errors: v.figures.errors,
-    sold_units: v.figures.soldUnits, bot_units: v.figures.botUnits, fifo: v.figures.fifo,
-    checkout_ms: v.figures.checkout.summary(), purchase_ms: v.figures.purchase.summary(),
+    ok: v.ok,
+    sale_id: d.sale.id,
+    options,
+    checks: v.checks,
+    targets: v.targets,
+    people: v.figures.people,
+    bots: v.figures.bots,
+    errors: v.figures.errors,
+    sold_units: v.figures.soldUnits,
+    bot_units: v.figures.botUnits,
+    fifo: v.figures.fifo,
+    checkout_ms: v.figures.checkout.summary(),
+    purchase_ms: v.figures.purchase.summary(),
     sold_out_notice_ms: { sse: v.figures.soldOutNotice.sse.summary(), poll: v.figures.soldOutNotice.poll.summary() },
     latency_ms: Object.fromEntries([...d.client.latency].map(([k, s]) => [k, s.summary()])),
-    answers: Object.fromEntries(d.client.answers), loop_delay_ms: d.loopDelay,
-    ledger: { stats: d.ledger.stats, holds_ended_ms: d.ledger.holdsEndedMs, auths_ended_ms: d.ledger.authsEndedMs, auths_open: d.ledger.authsOpen, cancelled: d.ledger.cancelled },
-    run_ms: d.endedAt - d.startedAt, timed_out: d.timedOut,
+    answers: Object.fromEntries(d.client.answers),
+    loop_delay_ms: d.loopDelay,
+    ledger: {
+      stats: d.ledger.stats,
+      holds_ended_ms: d.ledger.holdsEndedMs,
+      auths_ended_ms: d.ledger.authsEndedMs,
+      auths_open: d.ledger.authsOpen,
+      cancelled: d.ledger.cancelled,
+    },
+    run_ms: d.endedAt - d.startedAt,
+    timed_out: d.timedOut,
   };
 }
 
@@ -156,7 +184,10 @@ export async function main(argv: string[]): Promise<number> {
   try {
     opts = parseOptions(argv);
   } catch (err) {
-    if (err instanceof UsageError) { process.stderr.write(`stampede rehearse: ${err.message}\n\n${USAGE}\n`); return 64; }
+    if (err instanceof UsageError) {
+      process.stderr.write(`stampede rehearse: ${err.message}\n\n${USAGE}\n`);
+      return 64;
+    }
     throw err;
   }
   try {
@@ -172,6 +203,15 @@ export async function main(argv: string[]): Promise<number> {
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   const argv = process.argv.slice(2);
-  if (argv.includes('--help') || argv.includes('-h')) { process.stdout.write(`${USAGE}\n`); process.exit(0); }
-  main(argv).then((code) => process.exit(code));
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(`${USAGE}\n`);
+    process.exit(0);
+  }
+  main(argv).then(
+    (code) => process.exit(code),
+    (err: unknown) => {
+      console.error('rehearse: failed:', err instanceof Error ? err.message : err);
+      process.exit(1);
+    },
+  );
 }

@@ -8,7 +8,9 @@ export class Samples {
   private n = 0;
   private sorted = true;
 
-  get count(): number { return this.n; }
+  get count(): number {
+    return this.n;
+  }
 
   add(v: number): void {
     if (this.n === this.data.length) {
@@ -21,7 +23,10 @@ export class Samples {
   }
 
   values(): Float64Array {
-    if (!this.sorted) { this.data.subarray(0, this.n).sort(); this.sorted = true; }
+    if (!this.sorted) {
+      this.data.subarray(0, this.n).sort();
+      this.sorted = true;
+    }
     return this.data.subarray(0, this.n);
   }
 
@@ -32,7 +37,9 @@ export class Samples {
     return v[Math.min(v.length - 1, Math.max(0, Math.ceil(q * v.length) - 1))];
   }
 
-  get max(): number { return this.n ? this.values()[this.n - 1] : NaN; }
+  get max(): number {
+    return this.n ? this.values()[this.n - 1] : NaN;
+  }
   get mean(): number {
     let s = 0;
     for (let i = 0; i < this.n; i++) s += this.data[i];
@@ -56,7 +63,14 @@ export class Samples {
   }
 }
 
-export interface Summary { count: number; p50: number; p90: number; p99: number; max: number; mean: number }
+export interface Summary {
+  count: number;
+  p50: number;
+  p90: number;
+  p99: number;
+  max: number;
+  mean: number;
+}
 
 /** `12.3` / `1,234` / `—` for a number of milliseconds in a table. */
 export function ms(v: number): string {

@@ -43,8 +43,14 @@ export interface OrderView {
 
 export function orderView(o: Order): OrderView {
   return {
-    order_id: o.id, sale_id: o.saleId, sku: o.sku, quantity: o.quantity, amount_cents: o.amountCents, currency: o.currency,
-    status: o.status, ...(o.status === 'reserved' ? { reservation_expires_at: o.reservationExpiresAt.toISOString() } : {}),
+    order_id: o.id,
+    sale_id: o.saleId,
+    sku: o.sku,
+    quantity: o.quantity,
+    amount_cents: o.amountCents,
+    currency: o.currency,
+    status: o.status,
+    ...(o.status === 'reserved' ? { reservation_expires_at: o.reservationExpiresAt.toISOString() } : {}),
     created_at: o.createdAt.toISOString(),
   };
 }
@@ -87,8 +93,13 @@ export class CheckoutService {
     let result;
     try {
       result = await this.engine.reserve(req.saleId, {
-        userId: req.userId, place, sku: req.sku, quantity: req.quantity, idempotencyKey: req.idempotencyKey,
-        fingerprint: `${req.sku}\u0000${req.quantity}`, holdId: randomUUID(),
+        userId: req.userId,
+        place,
+        sku: req.sku,
+        quantity: req.quantity,
+        idempotencyKey: req.idempotencyKey,
+        fingerprint: `${req.sku}\u0000${req.quantity}`,
+        holdId: randomUUID(),
       });
     } catch (err) {
       if (err instanceof StampedeError && (err.code === 'SOLD_OUT' || err.code === 'INSUFFICIENT_STOCK')) void this.monitor.refresh(req.saleId);
@@ -108,8 +119,13 @@ export class CheckoutService {
     let order: Order;
     try {
       order = await this.ledger.reserveOrder({
-        id: hold.holdId, saleId: req.saleId, sku: req.sku, userId: req.userId, quantity: req.quantity,
-        idempotencyKey: req.idempotencyKey, reservationExpiresAt: new Date(hold.expiresAt),
+        id: hold.holdId,
+        saleId: req.saleId,
+        sku: req.sku,
+        userId: req.userId,
+        quantity: req.quantity,
+        idempotencyKey: req.idempotencyKey,
+        reservationExpiresAt: new Date(hold.expiresAt),
       });
     } catch (err) {
       // No order row means no hold: give the units back so the stock is not lost.

@@ -57,10 +57,16 @@ export class HoldSweeper {
   private async settleHold(saleId: string, hold: EngineHold): Promise<boolean> {
     const order = await this.ledger.getOrder(hold.holdId);
     if (!order) return this.engine.releaseHold(saleId, hold.holdId);
-    if (order.status === 'confirmed') { await this.engine.confirmHold(saleId, hold.holdId); return false; }
+    if (order.status === 'confirmed') {
+      await this.engine.confirmHold(saleId, hold.holdId);
+      return false;
+    }
     if (order.status !== 'reserved') return this.engine.releaseHold(saleId, hold.holdId);
     const paidWith = await this.payments.reconcile(order);
-    if (paidWith) { await this.checkout.confirm(order, paidWith); return false; }
+    if (paidWith) {
+      await this.checkout.confirm(order, paidWith);
+      return false;
+    }
     return (await this.checkout.end(order, 'expired')) !== null;
   }
 }

@@ -13,7 +13,10 @@ export interface Defence {
   readonly pow: Runtime['pow'];
 }
 
-export const defencePlugin = fp<{ runtime: Runtime }>(async (app, { runtime }) => {
-  const defence: Defence = { local: runtime.localLimits, shared: runtime.sharedLimits, pow: runtime.pow };
-  app.decorate('defence', defence);
-}, { name: 'defence' });
+export const defencePlugin = fp<{ runtime: Runtime }>(
+  async (app, { runtime }) => {
+    const defence: Defence = { local: runtime.localLimits, shared: runtime.sharedLimits, pow: runtime.pow };
+    app.decorate('defence', defence);
+  },
+  { name: 'defence' },
+);

@@ -37,8 +37,12 @@ export class DefenceGate implements EntryGate {
       }
     }
     const flag = this.signals.assess({
-      userId: entry.userId, ip: entry.ip, fingerprint: entry.fingerprint, challengeIssuedAt,
-      failedChecks: this.failures.get(entry.ip) ?? 0, allowlisted,
+      userId: entry.userId,
+      ip: entry.ip,
+      fingerprint: entry.fingerprint,
+      challengeIssuedAt,
+      failedChecks: this.failures.get(entry.ip) ?? 0,
+      allowlisted,
     });
     return flag ? { shadowReason: flag.reason } : {};
   }

@@ -22,12 +22,7 @@
  *     instead of queueing in ioredis or failing every request at the peak of a sale.
  */
 import type { Cluster, Redis } from 'ioredis';
-import {
-  RateLimiterMemory,
-  RateLimiterRedis,
-  RateLimiterRes,
-  type RateLimiterAbstract,
-} from 'rate-limiter-flexible';
+import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import { StampedeError } from '../errors.js';
 
 /** The buckets the HTTP layer consumes from. */

@@ -9,7 +9,10 @@ export class EngineClock {
   private offset = 0;
 
   /** `local` is this node's clock; tests pass a skewed one to prove it does not matter. */
-  constructor(private readonly engine: Engine, private readonly local: () => number = Date.now) {}
+  constructor(
+    private readonly engine: Engine,
+    private readonly local: () => number = Date.now,
+  ) {}
 
   /** Engine time now, in epoch milliseconds. */
   now(): number {

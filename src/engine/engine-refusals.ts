@@ -20,9 +20,7 @@ export const Refusal = {
   INVALID_SALE: -13,
 } as const satisfies Partial<Record<ErrorCode, number>>;
 
-const byNumber = new Map<number, keyof typeof Refusal>(
-  Object.entries(Refusal).map(([code, n]) => [n, code as keyof typeof Refusal]),
-);
+const byNumber = new Map<number, keyof typeof Refusal>(Object.entries(Refusal).map(([code, n]) => [n, code as keyof typeof Refusal]));
 
 export function refusalError(n: number): StampedeError {
   const code = byNumber.get(n);

@@ -22,11 +22,19 @@ export class LeasedLoop {
   private timer: NodeJS.Timeout | null = null;
   private running: Promise<void> | null = null;
 
-  constructor(private readonly engine: Pick<Engine, 'acquireLease' | 'releaseLease'>, private readonly opts: LeasedLoopOptions) {}
+  constructor(
+    private readonly engine: Pick<Engine, 'acquireLease' | 'releaseLease'>,
+    private readonly opts: LeasedLoopOptions,
+  ) {}
 
   start(): void {
     if (this.timer) return;
-    this.timer = setInterval(() => { if (!this.running) this.running = this.pass().finally(() => { this.running = null; }); }, this.opts.everyMs);
+    this.timer = setInterval(() => {
+      if (!this.running)
+        this.running = this.pass().finally(() => {
+          this.running = null;
+        });
+    }, this.opts.everyMs);
     this.timer.unref();
   }
 
@@ -50,9 +58,12 @@ export class LeasedLoop {
       return;
     }
     // Renew at a third of the lease's life for as long as the pass runs.
-    const renew = setInterval(() => {
-      this.engine.acquireLease(name, owner, leaseMs).catch((err: unknown) => log.warn({ err, lease: name }, 'lease renewal failed'));
-    }, Math.max(100, Math.floor(leaseMs / 3)));
+    const renew = setInterval(
+      () => {
+        this.engine.acquireLease(name, owner, leaseMs).catch((err: unknown) => log.warn({ err, lease: name }, 'lease renewal failed'));
+      },
+      Math.max(100, Math.floor(leaseMs / 3)),
+    );
     renew.unref();
     try {
       await this.opts.run();

@@ -23,7 +23,11 @@ export type Access =
 
 export const ACCESS_KINDS: readonly Access[] = ['public', 'user', 'ticket', 'admin', 'metrics'];
 
-export interface RouteEntry { method: string; url: string; access: Access }
+export interface RouteEntry {
+  method: string;
+  url: string;
+  access: Access;
+}
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -38,10 +42,20 @@ declare module 'fastify' {
 export function guardRoutes(app: FastifyInstance<any, any, any, any, any>, auth: Pick<Auth, 'requireAdmin' | 'requireMetrics'>): RouteEntry[] {
   const table: RouteEntry[] = [];
   const admin: onRequestHookHandler = (req, _reply, done) => {
-    try { auth.requireAdmin(req.headers.authorization); done(); } catch (err) { done(err as Error); }
+    try {
+      auth.requireAdmin(req.headers.authorization);
+      done();
+    } catch (err) {
+      done(err as Error);
+    }
   };
   const metrics: onRequestHookHandler = (req, _reply, done) => {
-    try { auth.requireMetrics(req.headers.authorization); done(); } catch (err) { done(err as Error); }
+    try {
+      auth.requireMetrics(req.headers.authorization);
+      done();
+    } catch (err) {
+      done(err as Error);
+    }
   };
   app.addHook('onRoute', (route: RouteOptions) => {
     const access = route.config?.access;

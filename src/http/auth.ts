@@ -33,7 +33,8 @@ export class Auth {
   }
 
   async init(): Promise<void> {
-    if (this.opts.userJwtPublicKey) this.publicKey = await importSPKI(this.opts.userJwtPublicKey, 'RS256').catch(() => importSPKI(this.opts.userJwtPublicKey!, 'ES256'));
+    if (this.opts.userJwtPublicKey)
+      this.publicKey = await importSPKI(this.opts.userJwtPublicKey, 'RS256').catch(() => importSPKI(this.opts.userJwtPublicKey!, 'ES256'));
   }
 
   /** Throws UNAUTHENTICATED unless the header carries the admin token. */
@@ -56,7 +57,10 @@ export class Auth {
     try {
       const payload = this.publicKey ? (await jwtVerify(token, this.publicKey)).payload : this.verifyHs256(token, now);
       if (typeof payload.sub !== 'string' || !payload.sub) throw new Error('no sub');
-      if (this.verified.size >= 100_000) { this.previous = this.verified; this.verified = new Map(); }
+      if (this.verified.size >= 100_000) {
+        this.previous = this.verified;
+        this.verified = new Map();
+      }
       this.verified.set(token, { sub: payload.sub, exp: payload.exp ?? now + 300 });
       return payload.sub;
     } catch {
@@ -84,8 +88,7 @@ export class Auth {
 
   /** A user token as the shop's login would issue it (demo guests, tests, the rehearsal). */
   async issue(sub: string = `guest-${randomUUID()}`, ttlSec = 86_400): Promise<{ token: string; sub: string }> {
-    const token = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject(sub)
-      .setIssuedAt().setExpirationTime(`${ttlSec}s`).sign(this.secret);
+    const token = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject(sub).setIssuedAt().setExpirationTime(`${ttlSec}s`).sign(this.secret);
     return { token, sub };
   }
 }

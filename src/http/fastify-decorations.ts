@@ -7,7 +7,10 @@ import type { Defence } from '../defence/defence-plugin.js';
 import type { RouteEntry } from './access.js';
 
 /** A dependency `/readyz` pings. */
-export interface Health { kind: string; ping(): Promise<void> }
+export interface Health {
+  kind: string;
+  ping(): Promise<void>;
+}
 
 declare module 'fastify' {
   interface FastifyInstance {

@@ -7,24 +7,36 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 export class Metrics {
   readonly registry = new Registry();
   readonly httpDuration = new Histogram({
-    name: 'stampede_http_request_duration_seconds', help: 'HTTP request latency by route',
-    labelNames: ['method', 'route', 'status'], buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    name: 'stampede_http_request_duration_seconds',
+    help: 'HTTP request latency by route',
+    labelNames: ['method', 'route', 'status'],
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
     registers: [this.registry],
   });
   readonly engineDuration = new Histogram({
-    name: 'stampede_engine_call_duration_seconds', help: 'Engine call latency by operation',
-    labelNames: ['op'], buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25], registers: [this.registry],
+    name: 'stampede_engine_call_duration_seconds',
+    help: 'Engine call latency by operation',
+    labelNames: ['op'],
+    buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25],
+    registers: [this.registry],
   });
   readonly ledgerDuration = new Histogram({
-    name: 'stampede_ledger_call_duration_seconds', help: 'Ledger call latency by operation',
-    labelNames: ['op'], buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5], registers: [this.registry],
+    name: 'stampede_ledger_call_duration_seconds',
+    help: 'Ledger call latency by operation',
+    labelNames: ['op'],
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5],
+    registers: [this.registry],
   });
   readonly rejections = new Counter({
-    name: 'stampede_rejections_total', help: 'Refused requests by sale and error code',
-    labelNames: ['sale', 'code'], registers: [this.registry],
+    name: 'stampede_rejections_total',
+    help: 'Refused requests by sale and error code',
+    labelNames: ['sale', 'code'],
+    registers: [this.registry],
   });
   readonly sseConnections = new Gauge({
-    name: 'stampede_sse_connections', help: 'Open event streams on this node', registers: [this.registry],
+    name: 'stampede_sse_connections',
+    help: 'Open event streams on this node',
+    registers: [this.registry],
   });
 
   constructor(opts: { defaults?: boolean } = {}) {

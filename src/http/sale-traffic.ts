@@ -4,7 +4,11 @@
  */
 const WINDOW_SEC = 60;
 
-interface Counts { seconds: Int32Array; stamp: Float64Array; rejections: Map<string, number> }
+interface Counts {
+  seconds: Int32Array;
+  stamp: Float64Array;
+  rejections: Map<string, number>;
+}
 
 export class SaleTraffic {
   private readonly sales = new Map<string, Counts>();
@@ -14,7 +18,10 @@ export class SaleTraffic {
     if (!c) this.sales.set(saleId, (c = { seconds: new Int32Array(WINDOW_SEC), stamp: new Float64Array(WINDOW_SEC), rejections: new Map() }));
     const sec = Math.floor(Date.now() / 1000);
     const slot = sec % WINDOW_SEC;
-    if (c.stamp[slot] !== sec) { c.stamp[slot] = sec; c.seconds[slot] = 0; }
+    if (c.stamp[slot] !== sec) {
+      c.stamp[slot] = sec;
+      c.seconds[slot] = 0;
+    }
     c.seconds[slot]++;
     if (code) c.rejections.set(code, (c.rejections.get(code) ?? 0) + 1);
   }

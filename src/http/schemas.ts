@@ -10,40 +10,72 @@ import { Type, type TSchema, type TUnknown } from 'typebox';
  */
 export const doc = (schema: TSchema): TUnknown => schema as unknown as TUnknown;
 
-export const ErrorBody = doc(Type.Object({
-  error: Type.Object({
-    code: Type.String({ description: 'Stable code from docs/errors.md' }),
-    message: Type.String(),
-    field: Type.Optional(Type.String()),
-  }),
-}, { additionalProperties: true, description: 'The one error shape' }));
+export const ErrorBody = doc(
+  Type.Object(
+    {
+      error: Type.Object({
+        code: Type.String({ description: 'Stable code from docs/errors.md' }),
+        message: Type.String(),
+        field: Type.Optional(Type.String()),
+      }),
+    },
+    { additionalProperties: true, description: 'The one error shape' },
+  ),
+);
 
 export const SaleParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) });
 export const TicketQuery = Type.Object({ ticket: Type.String({ minLength: 1, maxLength: 1024 }) });
 
-const open = (props: Parameters<typeof Type.Object>[0], description?: string) =>
-  Type.Object(props, { additionalProperties: true, description });
+const open = (props: Parameters<typeof Type.Object>[0], description?: string) => Type.Object(props, { additionalProperties: true, description });
 
-export const SaleResponse = doc(open({
-  id: Type.String(), name: Type.String(),
-  status: Type.Union(['scheduled', 'open', 'sold_out', 'ended', 'cancelled'].map((s) => Type.Literal(s))),
-  starts_at: Type.String({ format: 'date-time' }), ends_at: Type.String({ format: 'date-time' }),
-  server_time: Type.String({ format: 'date-time' }),
-  items: Type.Array(open({ sku: Type.String(), name: Type.String(), price_cents: Type.Integer(), currency: Type.String(), quantity: Type.Integer(), remaining: Type.Integer() })),
-}, 'A flash sale'));
+export const SaleResponse = doc(
+  open(
+    {
+      id: Type.String(),
+      name: Type.String(),
+      status: Type.Union(['scheduled', 'open', 'sold_out', 'ended', 'cancelled'].map((s) => Type.Literal(s))),
+      starts_at: Type.String({ format: 'date-time' }),
+      ends_at: Type.String({ format: 'date-time' }),
+      server_time: Type.String({ format: 'date-time' }),
+      items: Type.Array(
+        open({
+          sku: Type.String(),
+          name: Type.String(),
+          price_cents: Type.Integer(),
+          currency: Type.String(),
+          quantity: Type.Integer(),
+          remaining: Type.Integer(),
+        }),
+      ),
+    },
+    'A flash sale',
+  ),
+);
 
-export const TicketResponseSchema = open({
-  status: Type.Union(['waiting', 'admitted', 'sold_out', 'ended', 'expired', 'purchased'].map((s) => Type.Literal(s))),
-  position: Type.Union([Type.Integer(), Type.Null()]),
-  estimated_wait_sec: Type.Union([Type.Integer(), Type.Null()]),
-  inventory_remaining: Type.Integer(),
-}, 'Where a ticket stands');
+export const TicketResponseSchema = open(
+  {
+    status: Type.Union(['waiting', 'admitted', 'sold_out', 'ended', 'expired', 'purchased'].map((s) => Type.Literal(s))),
+    position: Type.Union([Type.Integer(), Type.Null()]),
+    estimated_wait_sec: Type.Union([Type.Integer(), Type.Null()]),
+    inventory_remaining: Type.Integer(),
+  },
+  'Where a ticket stands',
+);
 export const TicketResponse = doc(TicketResponseSchema);
 
-export const OrderResponse = doc(open({
-  order_id: Type.String(), status: Type.String(), sku: Type.String(), quantity: Type.Integer(), amount_cents: Type.Integer(),
-  reservation_expires_at: Type.Optional(Type.String({ format: 'date-time' })),
-}, 'An order'));
+export const OrderResponse = doc(
+  open(
+    {
+      order_id: Type.String(),
+      status: Type.String(),
+      sku: Type.String(),
+      quantity: Type.Integer(),
+      amount_cents: Type.Integer(),
+      reservation_expires_at: Type.Optional(Type.String({ format: 'date-time' })),
+    },
+    'An order',
+  ),
+);
 
 /** Standard error responses for a route, for the OpenAPI document. */
 export const errors = (...statuses: number[]) => Object.fromEntries(statuses.map((s) => [s, ErrorBody]));

@@ -13,7 +13,9 @@ export const systemRoutes: FastifyPluginAsyncTypebox = async (app) => {
     const checks = await Promise.allSettled([app.engineHealth.ping(), app.ledgerHealth.ping()]);
     const [engine, ledger] = checks.map((c) => (c.status === 'fulfilled' ? 'ok' : 'unreachable'));
     const ready = engine === 'ok' && ledger === 'ok';
-    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not_ready', engine: `${app.engineHealth.kind}: ${engine}`, ledger: `${app.ledgerHealth.kind}: ${ledger}` });
+    return reply
+      .code(ready ? 200 : 503)
+      .send({ status: ready ? 'ready' : 'not_ready', engine: `${app.engineHealth.kind}: ${engine}`, ledger: `${app.ledgerHealth.kind}: ${ledger}` });
   });
 
   app.get('/metrics', { config: { access: 'metrics' }, schema: { hide: true } }, async (_req, reply) => {
@@ -23,21 +25,29 @@ export const systemRoutes: FastifyPluginAsyncTypebox = async (app) => {
 
   app.get('/docs/openapi.json', hidden, async () => app.swagger());
 
-  app.get('/.well-known/jwks.json', {
-    config: pub,
-    schema: { tags: ['queue'], summary: 'Public keys that verify admission passes (ES256 JWTs)' },
-  }, async (_req, reply) => {
-    reply.header('cache-control', 'public, max-age=3600');
-    return runtime.passes.jwks();
-  });
+  app.get(
+    '/.well-known/jwks.json',
+    {
+      config: pub,
+      schema: { tags: ['queue'], summary: 'Public keys that verify admission passes (ES256 JWTs)' },
+    },
+    async (_req, reply) => {
+      reply.header('cache-control', 'public, max-age=3600');
+      return runtime.passes.jwks();
+    },
+  );
 
-  app.post('/api/session', {
-    config: pub,
-    schema: { tags: ['shopper'], summary: 'A guest user token (demo mode only; a real shop issues its own JWTs)' },
-  }, async (req, reply) => {
-    if (!runtime.config.demo) throw new StampedeError('DEMO_DISABLED');
-    await app.defence.local.consume('ip', req.ip);
-    const { token, sub } = await runtime.auth.issue();
-    return reply.code(201).send({ token, user_id: sub, token_type: 'Bearer' });
-  });
+  app.post(
+    '/api/session',
+    {
+      config: pub,
+      schema: { tags: ['shopper'], summary: 'A guest user token (demo mode only; a real shop issues its own JWTs)' },
+    },
+    async (req, reply) => {
+      if (!runtime.config.demo) throw new StampedeError('DEMO_DISABLED');
+      await app.defence.local.consume('ip', req.ip);
+      const { token, sub } = await runtime.auth.issue();
+      return reply.code(201).send({ token, user_id: sub, token_type: 'Bearer' });
+    },
+  );
 };

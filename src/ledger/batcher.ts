@@ -44,7 +44,10 @@ export class Batcher<I, O> {
     while (batch.length > 0) {
       let results: Array<O | Error>;
       try {
-        results = await this.run(key, batch.map((w) => w.input));
+        results = await this.run(
+          key,
+          batch.map((w) => w.input),
+        );
         if (results.length !== batch.length) throw new Error(`batch runner answered ${results.length} results for ${batch.length} inputs`);
       } catch (err) {
         for (const w of batch) w.reject(err);

@@ -6,11 +6,22 @@ import fp from 'fastify-plugin';
 import { LeasedLoop, whileUp } from '../engine/leased-loop.js';
 import type { Runtime } from '../runtime.js';
 
-export const ledgerPlugin = fp<{ runtime: Runtime }>(async (app, { runtime }) => {
-  app.decorate('ledgerHealth', { kind: runtime.ledger.kind, ping: () => runtime.ledger.ping() });
-  const relay = runtime.outbox;
-  if (!runtime.workers || !relay) return;
-  whileUp(app, new LeasedLoop(runtime.engine, {
-    name: 'outbox', owner: runtime.nodeId, everyMs: 1000, leaseMs: 5000, log: runtime.log, run: () => relay.relay(),
-  }));
-}, { name: 'ledger' });
+export const ledgerPlugin = fp<{ runtime: Runtime }>(
+  async (app, { runtime }) => {
+    app.decorate('ledgerHealth', { kind: runtime.ledger.kind, ping: () => runtime.ledger.ping() });
+    const relay = runtime.outbox;
+    if (!runtime.workers || !relay) return;
+    whileUp(
+      app,
+      new LeasedLoop(runtime.engine, {
+        name: 'outbox',
+        owner: runtime.nodeId,
+        everyMs: 1000,
+        leaseMs: 5000,
+        log: runtime.log,
+        run: () => relay.relay(),
+      }),
+    );
+  },
+  { name: 'ledger' },
+);

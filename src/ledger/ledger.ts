@@ -197,7 +197,12 @@ export interface Ledger {
 
   insertPayment(p: NewPayment): Promise<Payment>;
   /** Compare-and-set on status; null when the payment was not in one of `from`. */
-  transitionPayment(id: string, from: PaymentStatus[], to: PaymentStatus, fields?: { gatewayRef?: string; capturedCents?: number; orderId?: string; endedReason?: string }): Promise<Payment | null>;
+  transitionPayment(
+    id: string,
+    from: PaymentStatus[],
+    to: PaymentStatus,
+    fields?: { gatewayRef?: string; capturedCents?: number; orderId?: string; endedReason?: string },
+  ): Promise<Payment | null>;
   getPayment(id: string): Promise<Payment | null>;
   /** The live (pending or authorized) authorisation of a user in a sale, if any. */
   liveAuthorization(saleId: string, userId: string): Promise<Payment | null>;

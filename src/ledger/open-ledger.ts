@@ -17,9 +17,7 @@ export interface OpenLedgerOptions {
  * its schema up to date before handing it out, so callers never see a half-migrated ledger.
  */
 export async function openLedger(opts: OpenLedgerOptions = {}): Promise<Ledger> {
-  const db: SqlClient = opts.databaseUrl
-    ? new PgClient({ connectionString: opts.databaseUrl, max: opts.poolSize })
-    : await PgliteClient.open(opts.dataDir);
+  const db: SqlClient = opts.databaseUrl ? new PgClient({ connectionString: opts.databaseUrl, max: opts.poolSize }) : await PgliteClient.open(opts.dataDir);
   const ledger = new SqlLedger(db);
   try {
     await ledger.migrate();

@@ -32,10 +32,7 @@ export class OrderReads {
 
   async orderCounts(saleId: string): Promise<Record<OrderStatus, number>> {
     const { rows } = isUuid(saleId)
-      ? await this.db.query<{ status: OrderStatus; n: number }>(
-          'SELECT status, count(*)::int AS n FROM orders WHERE sale_id = $1 GROUP BY status',
-          [saleId],
-        )
+      ? await this.db.query<{ status: OrderStatus; n: number }>('SELECT status, count(*)::int AS n FROM orders WHERE sale_id = $1 GROUP BY status', [saleId])
       : { rows: [] };
     return countsByStatus(ORDER_STATUSES, rows);
   }

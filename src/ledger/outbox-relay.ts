@@ -14,10 +14,17 @@ export class OutboxRelay {
   private nc: NatsConnection | null = null;
   private js: JetStreamClient | null = null;
 
-  constructor(private readonly ledger: OutboxRepository, private readonly opts: { url: string; stream?: string; subjectPrefix?: string }) {}
+  constructor(
+    private readonly ledger: OutboxRepository,
+    private readonly opts: { url: string; stream?: string; subjectPrefix?: string },
+  ) {}
 
-  private get stream() { return this.opts.stream ?? STREAM; }
-  private get prefix() { return this.opts.subjectPrefix ?? SUBJECT_PREFIX; }
+  private get stream() {
+    return this.opts.stream ?? STREAM;
+  }
+  private get prefix() {
+    return this.opts.subjectPrefix ?? SUBJECT_PREFIX;
+  }
 
   /** Connects and makes sure the stream exists (idempotent). */
   async open(): Promise<void> {
@@ -40,7 +47,9 @@ export class OutboxRelay {
     const done: number[] = [];
     try {
       for (const e of events) {
-        await this.js!.publish(`${this.prefix}.${e.topic}`, JSON.stringify({ id: e.id, topic: e.topic, at: e.createdAt.toISOString(), ...e.payload }), { msgID: `outbox-${e.id}` });
+        await this.js!.publish(`${this.prefix}.${e.topic}`, JSON.stringify({ id: e.id, topic: e.topic, at: e.createdAt.toISOString(), ...e.payload }), {
+          msgID: `outbox-${e.id}`,
+        });
         done.push(e.id);
       }
     } finally {

@@ -19,10 +19,9 @@ export class Outbox {
   }
 
   async pendingEvents(limit: number): Promise<Array<{ id: number; topic: string; payload: Record<string, unknown>; createdAt: Date }>> {
-    const { rows } = await this.db.query<OutboxRow>(
-      'SELECT id, topic, payload, created_at FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1',
-      [limit],
-    );
+    const { rows } = await this.db.query<OutboxRow>('SELECT id, topic, payload, created_at FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1', [
+      limit,
+    ]);
     return rows.map((r) => ({ id: r.id, topic: r.topic, payload: r.payload, createdAt: r.created_at }));
   }
 

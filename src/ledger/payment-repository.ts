@@ -27,7 +27,10 @@ export class PaymentRepository {
   private readonly inserts: Batcher<NewPayment, Payment> | null;
   private readonly transitions: Batcher<Transition, Payment | null> | null;
 
-  constructor(private readonly db: SqlClient, opts: { batching?: boolean } = {}) {
+  constructor(
+    private readonly db: SqlClient,
+    opts: { batching?: boolean } = {},
+  ) {
     const batching = opts.batching ?? true;
     this.lookups = batching ? new Batcher((saleId, users) => this.liveAuthorizations(saleId, users)) : null;
     this.inserts = batching ? new Batcher((_, batch) => this.insertBatch(batch)) : null;
@@ -66,9 +69,18 @@ export class PaymentRepository {
          FROM unnest($1::text[], $2::uuid[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::bigint[], $9::text[], $10::timestamptz[])
            AS r(id, sale_id, user_id, ticket_place, order_id, kind, gateway, amount_cents, currency, expires_at)
          RETURNING *`,
-        [batch.map((p) => p.id), batch.map((p) => p.saleId), batch.map((p) => p.userId), batch.map((p) => p.ticketPlace),
-          batch.map((p) => p.orderId), batch.map((p) => p.kind), batch.map((p) => p.gateway), batch.map((p) => p.amountCents),
-          batch.map((p) => p.currency), batch.map((p) => p.expiresAt)],
+        [
+          batch.map((p) => p.id),
+          batch.map((p) => p.saleId),
+          batch.map((p) => p.userId),
+          batch.map((p) => p.ticketPlace),
+          batch.map((p) => p.orderId),
+          batch.map((p) => p.kind),
+          batch.map((p) => p.gateway),
+          batch.map((p) => p.amountCents),
+          batch.map((p) => p.currency),
+          batch.map((p) => p.expiresAt),
+        ],
       ));
     } catch (err) {
       if (batch.length === 1) return [err as Error];
@@ -113,8 +125,15 @@ export class PaymentRepository {
            RETURNING payments.*
          ), e AS (${PAYMENT_OUTBOX_FROM_P})
          SELECT * FROM p`,
-        [now.map((t) => t.id), now.map((t) => t.from.join(',')), now.map((t) => t.to), now.map((t) => t.gatewayRef ?? null),
-          now.map((t) => t.capturedCents ?? null), now.map((t) => t.orderId ?? null), now.map((t) => t.endedReason ?? null)],
+        [
+          now.map((t) => t.id),
+          now.map((t) => t.from.join(',')),
+          now.map((t) => t.to),
+          now.map((t) => t.gatewayRef ?? null),
+          now.map((t) => t.capturedCents ?? null),
+          now.map((t) => t.orderId ?? null),
+          now.map((t) => t.endedReason ?? null),
+        ],
       ));
     } catch (err) {
       if (batch.length === 1) throw err;
@@ -166,10 +185,9 @@ export class PaymentRepository {
 
   async paymentCounts(saleId: string): Promise<Record<PaymentStatus, number>> {
     const { rows } = isUuid(saleId)
-      ? await this.db.query<{ status: PaymentStatus; n: number }>(
-          'SELECT status, count(*)::int AS n FROM payments WHERE sale_id = $1 GROUP BY status',
-          [saleId],
-        )
+      ? await this.db.query<{ status: PaymentStatus; n: number }>('SELECT status, count(*)::int AS n FROM payments WHERE sale_id = $1 GROUP BY status', [
+          saleId,
+        ])
       : { rows: [] };
     return countsByStatus(PAYMENT_STATUSES, rows);
   }

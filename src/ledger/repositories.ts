@@ -9,10 +9,16 @@ import type { Ledger } from './ledger.js';
 export type SalesRepository = Pick<Ledger, 'createSale' | 'getSale' | 'listSales' | 'updateSale' | 'cancelSale' | 'saleSnapshot'>;
 
 /** Orders: holds made durable (the checkout tier). */
-export type OrdersRepository = Pick<Ledger, 'reserveOrder' | 'confirmOrder' | 'releaseOrder' | 'getOrder' | 'listOrders' | 'expiredReservations' | 'orderCounts'>;
+export type OrdersRepository = Pick<
+  Ledger,
+  'reserveOrder' | 'confirmOrder' | 'releaseOrder' | 'getOrder' | 'listOrders' | 'expiredReservations' | 'orderCounts'
+>;
 
 /** Authorisations and charges (the payment tier). */
-export type PaymentsRepository = Pick<Ledger, 'insertPayment' | 'transitionPayment' | 'getPayment' | 'liveAuthorization' | 'openAuthorizations' | 'paymentCounts'>;
+export type PaymentsRepository = Pick<
+  Ledger,
+  'insertPayment' | 'transitionPayment' | 'getPayment' | 'liveAuthorization' | 'openAuthorizations' | 'paymentCounts'
+>;
 
 /** Events waiting for the stream (the outbox relay). */
 export type OutboxRepository = Pick<Ledger, 'pendingEvents' | 'markPublished'>;

@@ -34,10 +34,13 @@ export class SaleRepository {
   async listSales(): Promise<Sale[]> {
     const sales = await this.db.query<SaleRow>('SELECT * FROM sales ORDER BY starts_at, created_at, id');
     if (sales.rows.length === 0) return [];
-    const items = await this.db.query<ItemRow>('SELECT * FROM items WHERE sale_id = ANY($1::uuid[]) ORDER BY position', [
-      sales.rows.map((s) => s.id),
-    ]);
-    return sales.rows.map((s) => toSale(s, items.rows.filter((i) => i.sale_id === s.id)));
+    const items = await this.db.query<ItemRow>('SELECT * FROM items WHERE sale_id = ANY($1::uuid[]) ORDER BY position', [sales.rows.map((s) => s.id)]);
+    return sales.rows.map((s) =>
+      toSale(
+        s,
+        items.rows.filter((i) => i.sale_id === s.id),
+      ),
+    );
   }
 
   updateSale(id: string, patch: Partial<SaleInput>): Promise<Sale> {
@@ -86,10 +89,7 @@ export class SaleRepository {
   cancelSale(id: string): Promise<Sale> {
     if (!isUuid(id)) return Promise.reject(new LedgerNotFoundError('sale', id));
     return this.db.transaction(async (tx) => {
-      const changed = await tx.query(
-        'UPDATE sales SET cancelled_at = now(), updated_at = now() WHERE id = $1 AND cancelled_at IS NULL RETURNING id',
-        [id],
-      );
+      const changed = await tx.query('UPDATE sales SET cancelled_at = now(), updated_at = now() WHERE id = $1 AND cancelled_at IS NULL RETURNING id', [id]);
       if (changed.rows.length > 0) await event(tx, 'sale.cancelled', { sale_id: id });
       const sale = await loadSale(tx, id);
       if (!sale) throw new LedgerNotFoundError('sale', id);

@@ -33,7 +33,11 @@ import { sqlState, type SqlClient } from './sql-client.js';
 const STOCK_CHECK = 'items_stock_within_quantity';
 const RELEASE_STATUSES = new Set(['expired', 'cancelled', 'failed']);
 
-interface Confirmation { id: string; paymentId: string | null; capturedCents: number | null }
+interface Confirmation {
+  id: string;
+  paymentId: string | null;
+  capturedCents: number | null;
+}
 
 /** {@link Ledger} over a {@link SqlClient}; pick the client with `openLedger`. */
 export class SqlLedger implements Ledger {
@@ -46,7 +50,10 @@ export class SqlLedger implements Ledger {
   private readonly reservations: Batcher<NewOrder, Order> | null;
   private readonly confirmations: Batcher<Confirmation, Order | null> | null;
 
-  constructor(readonly db: SqlClient, opts: { batching?: boolean } = {}) {
+  constructor(
+    readonly db: SqlClient,
+    opts: { batching?: boolean } = {},
+  ) {
     this.kind = db.kind;
     const batching = opts.batching ?? true;
     this.reservations = batching ? new Batcher((_, batch) => this.reserveBatch(batch[0].saleId, batch[0].sku, batch)) : null;
@@ -190,8 +197,15 @@ export class SqlLedger implements Ledger {
            RETURNING *
          ), e AS (${OUTBOX_FROM_O})
          SELECT * FROM o`,
-        [saleId, sku, batch.map((o) => o.id), batch.map((o) => o.userId), batch.map((o) => o.quantity),
-          batch.map((o) => o.idempotencyKey), batch.map((o) => o.reservationExpiresAt)],
+        [
+          saleId,
+          sku,
+          batch.map((o) => o.id),
+          batch.map((o) => o.userId),
+          batch.map((o) => o.quantity),
+          batch.map((o) => o.idempotencyKey),
+          batch.map((o) => o.reservationExpiresAt),
+        ],
       ));
     } catch (err) {
       const state = sqlState(err);
@@ -225,7 +239,9 @@ export class SqlLedger implements Ledger {
    */
   private async confirmBatch(batch: Confirmation[]): Promise<Array<Order | null | Error>> {
     const first = new Map<string, number>();
-    batch.forEach((c, i) => { if (!first.has(c.id)) first.set(c.id, i); });
+    batch.forEach((c, i) => {
+      if (!first.has(c.id)) first.set(c.id, i);
+    });
     const unique = [...first.keys()];
     let rows: OrderRow[];
     try {
@@ -253,7 +269,7 @@ export class SqlLedger implements Ledger {
       return out;
     }
     const byId = new Map(rows.map((r) => [r.id, toOrder(r)]));
-    return batch.map((c, i) => (first.get(c.id) === i ? byId.get(c.id) ?? null : null));
+    return batch.map((c, i) => (first.get(c.id) === i ? (byId.get(c.id) ?? null) : null));
   }
 
   // ---- order reads: see OrderReads ---------------------------------------------------------
@@ -297,4 +313,3 @@ const OUTBOX_FROM_O = `INSERT INTO outbox (topic, payload)
   SELECT 'order.' || o.status, jsonb_build_object('order_id', o.id, 'sale_id', o.sale_id, 'sku', o.sku, 'user_id', o.user_id,
                                                   'quantity', o.quantity, 'status', o.status, 'payment_id', o.payment_id)
   FROM o`;
-

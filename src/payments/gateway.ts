@@ -22,9 +22,7 @@ export type RefusalReason =
   | 'already_ended';
 
 /** The answer to one gateway call. `ref` is the gateway's own id (authorisation / charge id). */
-export type GatewayOutcome =
-  | { ok: true; ref: string; amountCents: number }
-  | { ok: false; reason: RefusalReason; message: string };
+export type GatewayOutcome = { ok: true; ref: string; amountCents: number } | { ok: false; reason: RefusalReason; message: string };
 
 /**
  * The gateway did not answer (timeout, 5xx, network, local pacing gave up). The operation may or

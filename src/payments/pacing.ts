@@ -141,12 +141,16 @@ export class PacedGateway implements PaymentGateway {
   readonly name: string;
   private readonly buckets: Record<GatewayOperation, TokenBucket>;
 
-  constructor(private readonly inner: PaymentGateway, opts: PacedGatewayOptions) {
+  constructor(
+    private readonly inner: PaymentGateway,
+    opts: PacedGatewayOptions,
+  ) {
     this.name = inner.name;
     const shared = toBucket(opts.shared);
-    this.buckets = Object.fromEntries(
-      OPERATIONS.map((op) => [op, opts.perOperation?.[op] ? toBucket(opts.perOperation[op]) : shared]),
-    ) as Record<GatewayOperation, TokenBucket>;
+    this.buckets = Object.fromEntries(OPERATIONS.map((op) => [op, opts.perOperation?.[op] ? toBucket(opts.perOperation[op]) : shared])) as Record<
+      GatewayOperation,
+      TokenBucket
+    >;
   }
 
   /** The bucket an operation draws from (several operations may share one). */

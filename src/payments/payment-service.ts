@@ -23,9 +23,7 @@ const VOID_CONCURRENCY = 50;
 
 export type Settlement =
   /** `capturedCents`: an authorisation captured at the gateway, for the confirmation to record (one statement). */
-  | { outcome: 'paid'; paymentId: string; capturedCents?: number }
-  | { outcome: 'declined'; message: string }
-  | { outcome: 'none' };
+  { outcome: 'paid'; paymentId: string; capturedCents?: number } | { outcome: 'declined'; message: string } | { outcome: 'none' };
 
 /** What pre-authorising asks of the queue and sales tiers: is this ticket real, and can it still win? */
 export interface PreAuthPorts {
@@ -75,26 +73,43 @@ export class PaymentService {
     if (live?.status === 'authorized') return live;
     const amount = Math.max(...sale.items.map((i) => i.priceCents * i.perUserLimit));
     // A concurrent request may insert first (one live authorisation per user, a unique index): use its row.
-    const payment = live ?? await this.ledger.insertPayment({
-      id: `auth_${randomUUID()}`, saleId: sale.id, userId, ticketPlace: place, orderId: null, kind: 'authorization',
-      gateway: this.gateway.name, amountCents: amount, currency: sale.items[0].currency,
-      expiresAt: new Date(this.clock.now() + AUTHORIZATION_CAP_MS),
-    }).catch(async (err): Promise<Payment> => {
-      const winner = await this.ledger.liveAuthorization(sale.id, userId);
-      if (!winner) throw err;
-      return winner;
-    });
+    const payment =
+      live ??
+      (await this.ledger
+        .insertPayment({
+          id: `auth_${randomUUID()}`,
+          saleId: sale.id,
+          userId,
+          ticketPlace: place,
+          orderId: null,
+          kind: 'authorization',
+          gateway: this.gateway.name,
+          amountCents: amount,
+          currency: sale.items[0].currency,
+          expiresAt: new Date(this.clock.now() + AUTHORIZATION_CAP_MS),
+        })
+        .catch(async (err): Promise<Payment> => {
+          const winner = await this.ledger.liveAuthorization(sale.id, userId);
+          if (!winner) throw err;
+          return winner;
+        }));
     if (payment.status === 'authorized') return payment;
-    const result = await this.call(() => this.gateway.authorize({
-      idempotencyKey: `authorize:${payment.id}`, paymentToken, amountCents: payment.amountCents, currency: payment.currency,
-      metadata: { sale: sale.id, user: userId },
-    }));
+    const result = await this.call(() =>
+      this.gateway.authorize({
+        idempotencyKey: `authorize:${payment.id}`,
+        paymentToken,
+        amountCents: payment.amountCents,
+        currency: payment.currency,
+        metadata: { sale: sale.id, user: userId },
+      }),
+    );
     if (!result.ok) {
       await this.ledger.transitionPayment(payment.id, ['pending'], 'failed', { endedReason: result.reason });
       throw new StampedeError('PAYMENT_DECLINED', result.message);
     }
-    return (await this.ledger.transitionPayment(payment.id, ['pending'], 'authorized', { gatewayRef: result.ref }))
-      ?? (await this.ledger.getPayment(payment.id))!;
+    return (
+      (await this.ledger.transitionPayment(payment.id, ['pending'], 'authorized', { gatewayRef: result.ref })) ?? (await this.ledger.getPayment(payment.id))!
+    );
   }
 
   /**
@@ -106,7 +121,9 @@ export class PaymentService {
   async settle(order: Order, paymentToken?: string): Promise<Settlement> {
     const auth = await this.ledger.liveAuthorization(order.saleId, order.userId);
     if (auth?.status === 'authorized' && auth.gatewayRef && auth.amountCents >= order.amountCents) {
-      const result = await this.call(() => this.gateway.capture({ idempotencyKey: `capture:${order.id}`, ref: auth.gatewayRef!, amountCents: order.amountCents }));
+      const result = await this.call(() =>
+        this.gateway.capture({ idempotencyKey: `capture:${order.id}`, ref: auth.gatewayRef!, amountCents: order.amountCents }),
+      );
       // Captured: the caller records it with the order's confirmation, in one statement. Should
       // it never get there (a crash), the hold sweeper finds the capture under its key.
       if (result.ok) return { outcome: 'paid', paymentId: auth.id, capturedCents: order.amountCents };
@@ -115,21 +132,45 @@ export class PaymentService {
     }
     if (!paymentToken) return { outcome: 'none' };
     const id = `charge_${order.id}`;
-    const charge = (await this.ledger.getPayment(id)) ?? (await this.ledger.insertPayment({
-      id, saleId: order.saleId, userId: order.userId, ticketPlace: 0, orderId: order.id, kind: 'charge',
-      gateway: this.gateway.name, amountCents: order.amountCents, currency: order.currency,
-      expiresAt: new Date(this.clock.now() + AUTHORIZATION_CAP_MS),
-    }).catch(async (err) => { const again = await this.ledger.getPayment(id); if (again) return again; throw err; }));
+    const charge =
+      (await this.ledger.getPayment(id)) ??
+      (await this.ledger
+        .insertPayment({
+          id,
+          saleId: order.saleId,
+          userId: order.userId,
+          ticketPlace: 0,
+          orderId: order.id,
+          kind: 'charge',
+          gateway: this.gateway.name,
+          amountCents: order.amountCents,
+          currency: order.currency,
+          expiresAt: new Date(this.clock.now() + AUTHORIZATION_CAP_MS),
+        })
+        .catch(async (err) => {
+          const again = await this.ledger.getPayment(id);
+          if (again) return again;
+          throw err;
+        }));
     if (charge.status === 'captured') return { outcome: 'paid', paymentId: id };
-    const result = await this.call(() => this.gateway.charge({
-      idempotencyKey: `charge:${order.id}`, paymentToken, amountCents: order.amountCents, currency: order.currency,
-      metadata: { sale: order.saleId, order: order.id },
-    }));
+    const result = await this.call(() =>
+      this.gateway.charge({
+        idempotencyKey: `charge:${order.id}`,
+        paymentToken,
+        amountCents: order.amountCents,
+        currency: order.currency,
+        metadata: { sale: order.saleId, order: order.id },
+      }),
+    );
     if (!result.ok) {
       await this.ledger.transitionPayment(id, ['pending', 'failed'], 'failed', { endedReason: result.reason });
       return { outcome: 'declined', message: result.message };
     }
-    await this.ledger.transitionPayment(id, ['pending', 'failed'], 'captured', { gatewayRef: result.ref, capturedCents: order.amountCents, endedReason: 'captured' });
+    await this.ledger.transitionPayment(id, ['pending', 'failed'], 'captured', {
+      gatewayRef: result.ref,
+      capturedCents: order.amountCents,
+      endedReason: 'captured',
+    });
     // Paid another way: the user's authorisation will never be captured now.
     if (auth) await this.voidOne(auth, 'superseded');
     return { outcome: 'paid', paymentId: id };
@@ -143,13 +184,22 @@ export class PaymentService {
     const captured = await this.call(async () => (await this.gateway.lookup(`capture:${order.id}`)) ?? NOT_SEEN);
     if (captured.ok) {
       const auth = await this.ledger.liveAuthorization(order.saleId, order.userId);
-      if (auth) await this.ledger.transitionPayment(auth.id, ['authorized'], 'captured', { capturedCents: order.amountCents, orderId: order.id, endedReason: 'captured' });
+      if (auth)
+        await this.ledger.transitionPayment(auth.id, ['authorized'], 'captured', {
+          capturedCents: order.amountCents,
+          orderId: order.id,
+          endedReason: 'captured',
+        });
       return auth?.id ?? null;
     }
     const charged = await this.call(async () => (await this.gateway.lookup(`charge:${order.id}`)) ?? NOT_SEEN);
     if (charged.ok) {
       const id = `charge_${order.id}`;
-      await this.ledger.transitionPayment(id, ['pending', 'failed'], 'captured', { gatewayRef: charged.ref, capturedCents: order.amountCents, endedReason: 'captured' });
+      await this.ledger.transitionPayment(id, ['pending', 'failed'], 'captured', {
+        gatewayRef: charged.ref,
+        capturedCents: order.amountCents,
+        endedReason: 'captured',
+      });
       return id;
     }
     return null;
@@ -162,17 +212,23 @@ export class PaymentService {
    */
   async voidOpen(opts: { saleId?: string; reason: string; limit?: number; keep?: (p: Payment) => boolean }): Promise<number> {
     const open = await this.ledger.openAuthorizations({
-      saleId: opts.saleId, expiredBefore: opts.saleId ? undefined : new Date(this.clock.now()), limit: opts.limit ?? 2000,
+      saleId: opts.saleId,
+      expiredBefore: opts.saleId ? undefined : new Date(this.clock.now()),
+      limit: opts.limit ?? 2000,
     });
     // Many at once: one at a time, a gateway's round trip caps voids at ~30/s. The gateway's
     // pacing bucket still decides how fast they really go out.
     const due = open.filter((auth) => !opts.keep?.(auth));
     let n = 0;
     for (let i = 0; i < due.length; i += VOID_CONCURRENCY) {
-      const done = await Promise.all(due.slice(i, i + VOID_CONCURRENCY).map((auth) => this.voidOne(auth, opts.reason).catch((err: unknown) => {
-        this.log.warn({ err, paymentId: auth.id, saleId: auth.saleId }, 'void failed; the authorisation stays open for the next sweep');
-        return false;
-      })));
+      const done = await Promise.all(
+        due.slice(i, i + VOID_CONCURRENCY).map((auth) =>
+          this.voidOne(auth, opts.reason).catch((err: unknown) => {
+            this.log.warn({ err, paymentId: auth.id, saleId: auth.saleId }, 'void failed; the authorisation stays open for the next sweep');
+            return false;
+          }),
+        ),
+      );
       n += done.filter(Boolean).length;
     }
     return n;
@@ -185,7 +241,9 @@ export class PaymentService {
   async voidOne(auth: Payment, reason: string): Promise<boolean> {
     let ref = auth.gatewayRef;
     if (!ref && auth.status === 'pending') {
-      const seen = await this.call(async () => (await this.gateway.lookup(`authorize:${auth.id}`)) ?? { ok: false, reason: 'not_found', message: 'never reached the gateway' });
+      const seen = await this.call(
+        async () => (await this.gateway.lookup(`authorize:${auth.id}`)) ?? { ok: false, reason: 'not_found', message: 'never reached the gateway' },
+      );
       if (seen.ok) ref = seen.ref;
     }
     let ended = reason;
@@ -204,7 +262,8 @@ export class PaymentService {
     } catch (err) {
       if (err instanceof GatewayUnavailableError) throw paymentUnavailable();
       // A pending authorisation retried with another card: the first attempt's key is taken.
-      if (err instanceof IdempotencyKeyReusedError) throw new StampedeError('REQUEST_IN_PROGRESS', 'An earlier authorisation is still being settled; retry in a moment', { retryAfter: 2 });
+      if (err instanceof IdempotencyKeyReusedError)
+        throw new StampedeError('REQUEST_IN_PROGRESS', 'An earlier authorisation is still being settled; retry in a moment', { retryAfter: 2 });
       throw err;
     }
   }

@@ -277,7 +277,10 @@ export class SandboxGateway implements PaymentGateway {
   }
 
   private drawFault(op: GatewayOperation): Fault | null {
-    for (const [suffix, fault] of [['TimeoutsNext', { kind: 'timeout', after: true }], ['FailuresNext', { kind: 'fail', after: false }]] as const) {
+    for (const [suffix, fault] of [
+      ['TimeoutsNext', { kind: 'timeout', after: true }],
+      ['FailuresNext', { kind: 'fail', after: false }],
+    ] as const) {
       const left = this.injected.get(op + suffix) ?? 0;
       if (left > 0) {
         this.injected.set(op + suffix, left - 1);

@@ -76,9 +76,7 @@ export class StripeGateway implements PaymentGateway {
   }
 
   void(req: VoidRequest): Promise<GatewayOutcome> {
-    return this.call('void', req.idempotencyKey, req.ref, () =>
-      this.stripe.paymentIntents.cancel(req.ref, {}, { idempotencyKey: req.idempotencyKey }),
-    );
+    return this.call('void', req.idempotencyKey, req.ref, () => this.stripe.paymentIntents.cancel(req.ref, {}, { idempotencyKey: req.idempotencyKey }));
   }
 
   /**
@@ -133,9 +131,7 @@ export class StripeGateway implements PaymentGateway {
       metadata: { ...req.metadata, stampede_idempotency_key: req.idempotencyKey },
       ...paymentMethodParams(req.paymentToken),
     };
-    return this.call(op, req.idempotencyKey, undefined, () =>
-      this.stripe.paymentIntents.create(params, { idempotencyKey: req.idempotencyKey }),
-    );
+    return this.call(op, req.idempotencyKey, undefined, () => this.stripe.paymentIntents.create(params, { idempotencyKey: req.idempotencyKey }));
   }
 
   /** One Stripe call: remember the key before sending, translate the reply or the error after. */

@@ -22,7 +22,11 @@ export class AdmissionController {
   private running = false;
   private readonly leases = new Map<string, number>();
 
-  constructor(private readonly engine: Engine, private readonly monitor: SaleMonitor, private readonly opts: AdmissionControllerOptions) {}
+  constructor(
+    private readonly engine: Engine,
+    private readonly monitor: SaleMonitor,
+    private readonly opts: AdmissionControllerOptions,
+  ) {}
 
   start(): void {
     if (this.timer) return;
@@ -63,7 +67,8 @@ export class AdmissionController {
     const now = Date.now();
     if (until - now > (leaseMs * 2) / 3) return true;
     const mine = await this.engine.acquireLease(`admission:${saleId}`, this.opts.nodeId, leaseMs);
-    if (mine) this.leases.set(saleId, now + leaseMs); else this.leases.delete(saleId);
+    if (mine) this.leases.set(saleId, now + leaseMs);
+    else this.leases.delete(saleId);
     return mine;
   }
 }

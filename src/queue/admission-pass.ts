@@ -27,7 +27,13 @@ export class AdmissionPassSigner {
     const ecdh = createECDH('prime256v1');
     ecdh.setPrivateKey(d);
     const pub = ecdh.getPublicKey();
-    const jwk = { kty: 'EC', crv: 'P-256', d: d.toString('base64url'), x: pub.subarray(1, 33).toString('base64url'), y: pub.subarray(33).toString('base64url') };
+    const jwk = {
+      kty: 'EC',
+      crv: 'P-256',
+      d: d.toString('base64url'),
+      x: pub.subarray(1, 33).toString('base64url'),
+      y: pub.subarray(33).toString('base64url'),
+    };
     this.privateKey = createPrivateKey({ key: jwk, format: 'jwk' });
     this.publicKey = createPublicKey(this.privateKey);
     this.kid = createHash('sha256').update(pub).digest('base64url').slice(0, 16);
@@ -40,8 +46,11 @@ export class AdmissionPassSigner {
     if (hit) return hit;
     const jwt = await new SignJWT({ sale: c.saleId, place: c.place, scope: 'checkout' })
       .setProtectedHeader({ alg: 'ES256', kid: this.kid, typ: 'JWT' })
-      .setSubject(c.userId).setIssuer('stampede').setAudience(`sale:${c.saleId}`)
-      .setIssuedAt().setExpirationTime(Math.floor(c.expiresAt / 1000))
+      .setSubject(c.userId)
+      .setIssuer('stampede')
+      .setAudience(`sale:${c.saleId}`)
+      .setIssuedAt()
+      .setExpirationTime(Math.floor(c.expiresAt / 1000))
       .sign(this.privateKey);
     if (this.cache.size >= 20_000) this.cache.clear();
     this.cache.set(key, jwt);

@@ -12,8 +12,12 @@ export interface HeapMember {
 export class PlaceHeap<T extends HeapMember> {
   private readonly items: T[] = [];
 
-  get size(): number { return this.items.length; }
-  peek(): T | undefined { return this.items[0]; }
+  get size(): number {
+    return this.items.length;
+  }
+  peek(): T | undefined {
+    return this.items[0];
+  }
 
   push(item: T): void {
     if (item.heapIndex >= 0) return;

@@ -36,7 +36,9 @@ export interface TicketView {
 }
 
 /** What the entry gate (bot defence) says about a client entering the queue. */
-export interface EntryVerdict { shadowReason?: string }
+export interface EntryVerdict {
+  shadowReason?: string;
+}
 
 export interface EntryGate {
   /** Throws (POW_INVALID, CAPTCHA_INVALID, RATE_LIMITED ...) or says whether to shadow the client. */
@@ -79,8 +81,13 @@ export class QueueService {
     // The draw is only used for pre-queue entrants: uniform over 2^47, from the CSPRNG.
     const entered = await this.engine.enterQueue(saleId, attempt.userId, { draw: randomInt(2 ** 47) / 2 ** 47, shadowReason: verdict.shadowReason });
     const ticket: Ticket = {
-      saleId, userId: attempt.userId, place: entered.place, epoch: entered.epoch, shadow: entered.shadow,
-      issuedAt: this.clock.now(), expiresAt: sale.endsAt.getTime() + TICKET_GRACE_MS,
+      saleId,
+      userId: attempt.userId,
+      place: entered.place,
+      epoch: entered.epoch,
+      shadow: entered.shadow,
+      issuedAt: this.clock.now(),
+      expiresAt: sale.endsAt.getTime() + TICKET_GRACE_MS,
     };
     const queue_ticket = this.tickets.sign(ticket);
     return { queue_ticket, ...(await this.view(sale, live, ticket)) };
@@ -125,8 +132,12 @@ export class QueueService {
     const now = this.clock.now();
     const place = ticket.place > 0 || !snap.drawn ? ticket.place : await this.placeOf(ticket);
     const base = {
-      sale_status: live.status, place: place || null, inventory_remaining: totalRemaining(snap), watermark: snap.watermark,
-      starts_at: isoOf(sale.startsAt), server_time: isoAt(now),
+      sale_status: live.status,
+      place: place || null,
+      inventory_remaining: totalRemaining(snap),
+      watermark: snap.watermark,
+      starts_at: isoOf(sale.startsAt),
+      server_time: isoAt(now),
     };
     const done = (status: TicketStatus): TicketView => ({ ...base, status, position: null, estimated_wait_sec: null });
 
@@ -178,6 +189,9 @@ function isoOf(d: Date): string {
 let lastMs = NaN;
 let lastIso = '';
 function isoAt(ms: number): string {
-  if (ms !== lastMs) { lastMs = ms; lastIso = new Date(ms).toISOString(); }
+  if (ms !== lastMs) {
+    lastMs = ms;
+    lastIso = new Date(ms).toISOString();
+  }
   return lastIso;
 }

@@ -60,7 +60,9 @@ export class SaleMonitor extends EventEmitter<SaleMonitorEvents> {
 
   start(): void {
     if (this.timer) return;
-    this.timer = setInterval(() => { for (const id of this.live.keys()) void this.refresh(id).catch((err: unknown) => this.opts.onError?.(err, id)); }, this.opts.intervalMs ?? 100);
+    this.timer = setInterval(() => {
+      for (const id of this.live.keys()) void this.refresh(id).catch((err: unknown) => this.opts.onError?.(err, id));
+    }, this.opts.intervalMs ?? 100);
     this.timer.unref();
   }
 
@@ -115,10 +117,18 @@ export class SaleMonitor extends EventEmitter<SaleMonitorEvents> {
 
     const buyers = prev?.buyers ?? new Map<string, number>();
     for (const user of snap.buyers) if (!buyers.has(user)) buyers.set(user, Date.now());
-    const soldOutSkus = new Set(Object.entries(snap.remaining).filter(([, n]) => n <= 0).map(([sku]) => sku));
+    const soldOutSkus = new Set(
+      Object.entries(snap.remaining)
+        .filter(([, n]) => n <= 0)
+        .map(([sku]) => sku),
+    );
     const next: LiveSale = {
-      saleId, snapshot: snap, status: saleStatus(snap, this.clock.now()), drainPerSec: this.drain(saleId, snap.watermark, localAt),
-      buyers, soldOutSkus,
+      saleId,
+      snapshot: snap,
+      status: saleStatus(snap, this.clock.now()),
+      drainPerSec: this.drain(saleId, snap.watermark, localAt),
+      buyers,
+      soldOutSkus,
     };
     this.live.set(saleId, next);
 
@@ -128,7 +138,8 @@ export class SaleMonitor extends EventEmitter<SaleMonitorEvents> {
 
     const changes = new Set<ChangeKind>();
     // The pre-queue draw changes every pre-queue entrant's place at once: a position change.
-    if (!prev || prev.snapshot.watermark !== snap.watermark || prev.snapshot.entered !== snap.entered || prev.snapshot.drawn !== snap.drawn) changes.add('position');
+    if (!prev || prev.snapshot.watermark !== snap.watermark || prev.snapshot.entered !== snap.entered || prev.snapshot.drawn !== snap.drawn)
+      changes.add('position');
     if (!prev || JSON.stringify(prev.snapshot.remaining) !== JSON.stringify(snap.remaining)) changes.add('inventory');
     if (!prev || prev.status !== next.status) changes.add('status');
     if (changes.size) this.emit('change', next, changes);
@@ -147,7 +158,8 @@ export class SaleMonitor extends EventEmitter<SaleMonitorEvents> {
     let hi = log.length - 1;
     while (lo < hi) {
       const mid = (lo + hi) >> 1;
-      if (log[mid][0] >= place) hi = mid; else lo = mid + 1;
+      if (log[mid][0] >= place) hi = mid;
+      else lo = mid + 1;
     }
     return log[lo][1];
   }

@@ -69,7 +69,10 @@ export class SseHub {
   private count = 0;
   private closed = false;
 
-  constructor(private readonly monitor: SaleMonitor, private readonly opts: SseHubOptions = {}) {
+  constructor(
+    private readonly monitor: SaleMonitor,
+    private readonly opts: SseHubOptions = {},
+  ) {
     monitor.on('change', (live, kinds) => this.onChange(live, kinds));
     this.keepalive = setInterval(() => this.broadcastAll(':\n\n'), KEEPALIVE_MS);
     this.keepalive.unref();
@@ -83,7 +86,10 @@ export class SseHub {
   stats(): { streams: number; sales: number; pending: number; undrawn: number; addresses: number } {
     let pending = 0;
     let undrawn = 0;
-    for (const s of this.sales.values()) { pending += s.pending.size; undrawn += s.undrawn.size; }
+    for (const s of this.sales.values()) {
+      pending += s.pending.size;
+      undrawn += s.undrawn.size;
+    }
     return { streams: this.count, sales: this.sales.size, pending, undrawn, addresses: this.addresses.size };
   }
 
@@ -102,7 +108,10 @@ export class SseHub {
     const stream: Stream = { ...init, closed: false, heapIndex: -1 };
     const { res } = stream;
     // The client may have gone while the route was still working: then it never registers.
-    if (this.closed || res.destroyed || res.writableEnded || res.socket?.destroyed) { this.end(stream); return; }
+    if (this.closed || res.destroyed || res.writableEnded || res.socket?.destroyed) {
+      this.end(stream);
+      return;
+    }
     res.on('close', () => this.drop(stream));
     res.on('error', () => this.drop(stream));
     const live = this.monitor.get(stream.saleId);
@@ -116,7 +125,16 @@ export class SseHub {
     if (previous) this.drop(previous, sseMessage('replaced', { reason: 'This ticket opened a newer event stream; this one is closed' }));
     let s = this.sales.get(stream.saleId);
     if (!s) {
-      s = { all: new Set(), byUser: new Map(), pending: new PlaceHeap(), undrawn: new Set(), resolving: false, lastPositionAt: 0, positionTimer: null, lastInventory: '' };
+      s = {
+        all: new Set(),
+        byUser: new Map(),
+        pending: new PlaceHeap(),
+        undrawn: new Set(),
+        resolving: false,
+        lastPositionAt: 0,
+        positionTimer: null,
+        lastInventory: '',
+      };
       this.sales.set(stream.saleId, s);
     }
     s.all.add(stream);
@@ -124,7 +142,8 @@ export class SseHub {
     this.addresses.set(stream.ip, (this.addresses.get(stream.ip) ?? 0) + 1);
     this.count++;
     if (!stream.shadow && !stream.admitted) {
-      if (stream.place > 0) s.pending.push(stream); else if (stream.resolvePlace) s.undrawn.add(stream);
+      if (stream.place > 0) s.pending.push(stream);
+      else if (stream.resolvePlace) s.undrawn.add(stream);
     }
     this.opts.onCount?.(this.count);
     // Opened after the draw but registered with no place (or admitted in between): catch up now.
@@ -150,7 +169,8 @@ export class SseHub {
     if (s?.all.delete(stream)) {
       this.count--;
       const n = (this.addresses.get(stream.ip) ?? 1) - 1;
-      if (n > 0) this.addresses.set(stream.ip, n); else this.addresses.delete(stream.ip);
+      if (n > 0) this.addresses.set(stream.ip, n);
+      else this.addresses.delete(stream.ip);
       s.pending.remove(stream);
       s.undrawn.delete(stream);
       if (s.byUser.get(stream.userId) === stream) s.byUser.delete(stream.userId);
@@ -180,7 +200,10 @@ export class SseHub {
   private send(stream: Stream, msg: string): void {
     if (stream.closed) return;
     const { res } = stream;
-    if (res.writableEnded || res.destroyed) { this.drop(stream); return; }
+    if (res.writableEnded || res.destroyed) {
+      this.drop(stream);
+      return;
+    }
     try {
       res.write(msg);
     } catch {
@@ -205,7 +228,10 @@ export class SseHub {
     if (kinds.has('inventory') || kinds.has('status')) {
       const items = Object.entries(live.snapshot.remaining).map(([sku, remaining]) => ({ sku, remaining }));
       const msg = sseMessage('inventory', { items, sold_out: status === 'sold_out', sale_status: status });
-      if (msg !== s.lastInventory) { s.lastInventory = msg; this.broadcast(s, msg); }
+      if (msg !== s.lastInventory) {
+        s.lastInventory = msg;
+        this.broadcast(s, msg);
+      }
     }
     if (kinds.has('position')) {
       if (live.snapshot.drawn && s.undrawn.size) this.resolveDrawn(s, live.saleId);
@@ -234,18 +260,20 @@ export class SseHub {
     void (async () => {
       const todo = [...s.undrawn];
       for (let i = 0; i < todo.length; i += RESOLVE_BATCH) {
-        await Promise.all(todo.slice(i, i + RESOLVE_BATCH).map(async (stream) => {
-          let place = 0;
-          try {
-            place = stream.closed ? 0 : await stream.resolvePlace!();
-          } catch (err) {
-            this.opts.onError?.(err, saleId);
-          }
-          if (place > 0 && !stream.closed && s.undrawn.delete(stream)) {
-            stream.place = place;
-            s.pending.push(stream);
-          }
-        }));
+        await Promise.all(
+          todo.slice(i, i + RESOLVE_BATCH).map(async (stream) => {
+            let place = 0;
+            try {
+              place = stream.closed ? 0 : await stream.resolvePlace!();
+            } catch (err) {
+              this.opts.onError?.(err, saleId);
+            }
+            if (place > 0 && !stream.closed && s.undrawn.delete(stream)) {
+              stream.place = place;
+              s.pending.push(stream);
+            }
+          }),
+        );
       }
       s.resolving = false;
       const live = this.monitor.get(saleId);
@@ -270,7 +298,10 @@ export class SseHub {
       for (const stream of s.all) {
         if (stream.admitted || stream.place === 0) continue;
         const position = Math.max(1, stream.place - watermark);
-        this.send(stream, `event: position\ndata: {"status":"waiting","position":${position},"watermark":${watermark},"entered":${entered},"estimated_wait_sec":${rate > 0 ? Math.ceil(position / rate) : 'null'}}\n\n`);
+        this.send(
+          stream,
+          `event: position\ndata: {"status":"waiting","position":${position},"watermark":${watermark},"entered":${entered},"estimated_wait_sec":${rate > 0 ? Math.ceil(position / rate) : 'null'}}\n\n`,
+        );
       }
     }, wait);
     s.positionTimer.unref();

@@ -48,7 +48,11 @@ export class TicketSigner {
     if (dot < 1) throw new StampedeError('TICKET_INVALID');
     const payload = token.slice(0, dot);
     let given: Buffer;
-    try { given = Buffer.from(token.slice(dot + 1), 'base64url'); } catch { throw new StampedeError('TICKET_INVALID'); }
+    try {
+      given = Buffer.from(token.slice(dot + 1), 'base64url');
+    } catch {
+      throw new StampedeError('TICKET_INVALID');
+    }
     if (given.length !== MAC_BYTES) throw new StampedeError('TICKET_INVALID');
     let shadow = false;
     if (!timingSafeEqual(given, this.mac(this.realKey, payload))) {
@@ -56,7 +60,11 @@ export class TicketSigner {
       shadow = true;
     }
     let fields: unknown;
-    try { fields = JSON.parse(Buffer.from(payload, 'base64url').toString()); } catch { throw new StampedeError('TICKET_INVALID'); }
+    try {
+      fields = JSON.parse(Buffer.from(payload, 'base64url').toString());
+    } catch {
+      throw new StampedeError('TICKET_INVALID');
+    }
     if (!Array.isArray(fields) || fields[0] !== VERSION || fields.length !== 7) throw new StampedeError('TICKET_INVALID');
     const [, sale, user, place, epoch, iat, exp] = fields as [number, string, string, number, string, number, number];
     if (sale !== saleId) throw new StampedeError('TICKET_WRONG_SALE');

@@ -22,7 +22,10 @@ export class SaleFollower {
     const now = this.clock.now();
     for (const sale of await this.sales.list()) {
       const current = sale.endsAt.getTime() + FOLLOW_MS > now && sale.startsAt.getTime() - FOLLOW_MS < now;
-      if (!current) { if (this.monitor.get(sale.id)) this.monitor.unwatch(sale.id); continue; }
+      if (!current) {
+        if (this.monitor.get(sale.id)) this.monitor.unwatch(sale.id);
+        continue;
+      }
       if (await this.sales.ensureLoaded(sale)) this.log.info({ saleId: sale.id }, 'sale loaded into the engine from the ledger');
       await this.monitor.watch(sale.id);
     }

@@ -9,28 +9,37 @@ import type { Item, ItemInput, Sale, SaleInput } from '../ledger/ledger.js';
 
 const Sku = Type.String({ pattern: '^[A-Za-z0-9._-]{1,64}$', description: 'Letters, digits, dot, dash, underscore' });
 
-export const ItemBody = Type.Object({
-  sku: Sku,
-  name: Type.String({ minLength: 1, maxLength: 200 }),
-  price_cents: Type.Integer({ minimum: 0, maximum: 100_000_000 }),
-  currency: Type.String({ pattern: '^[A-Za-z]{3}$' }),
-  quantity: Type.Integer({ minimum: 0, maximum: 10_000_000 }),
-  per_user_limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
-  max_per_order: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
-}, { additionalProperties: false });
+export const ItemBody = Type.Object(
+  {
+    sku: Sku,
+    name: Type.String({ minLength: 1, maxLength: 200 }),
+    price_cents: Type.Integer({ minimum: 0, maximum: 100_000_000 }),
+    currency: Type.String({ pattern: '^[A-Za-z]{3}$' }),
+    quantity: Type.Integer({ minimum: 0, maximum: 10_000_000 }),
+    per_user_limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
+    max_per_order: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
+  },
+  { additionalProperties: false },
+);
 
-export const QueueBody = Type.Object({
-  mode: Type.Optional(Type.Union([Type.Literal('fifo'), Type.Literal('randomized_prequeue')])),
-  admission_rate_per_sec: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000 })),
-  admitted_ttl_sec: Type.Optional(Type.Integer({ minimum: 1, maximum: 86_400 })),
-  max_active: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000_000 })),
-}, { additionalProperties: false });
+export const QueueBody = Type.Object(
+  {
+    mode: Type.Optional(Type.Union([Type.Literal('fifo'), Type.Literal('randomized_prequeue')])),
+    admission_rate_per_sec: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000 })),
+    admitted_ttl_sec: Type.Optional(Type.Integer({ minimum: 1, maximum: 86_400 })),
+    max_active: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000_000 })),
+  },
+  { additionalProperties: false },
+);
 
-export const BotProtectionBody = Type.Object({
-  pow_difficulty: Type.Optional(Type.Integer({ minimum: 0, maximum: 12 })),
-  captcha: Type.Optional(Type.Union([Type.Literal('none'), Type.Literal('turnstile'), Type.Literal('hcaptcha'), Type.Literal('recaptcha')])),
-  allowlist: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 200 }), { maxItems: 10_000 })),
-}, { additionalProperties: false });
+export const BotProtectionBody = Type.Object(
+  {
+    pow_difficulty: Type.Optional(Type.Integer({ minimum: 0, maximum: 12 })),
+    captcha: Type.Optional(Type.Union([Type.Literal('none'), Type.Literal('turnstile'), Type.Literal('hcaptcha'), Type.Literal('recaptcha')])),
+    allowlist: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 200 }), { maxItems: 10_000 })),
+  },
+  { additionalProperties: false },
+);
 
 const saleFields = {
   name: Type.String({ minLength: 1, maxLength: 200 }),
@@ -51,14 +60,18 @@ export type PatchSaleBody = Static<typeof PatchSaleBody>;
 /** The proof-of-work difficulty a sale gets unless it chooses one: up to 20,000 hashes, ≈10,000 on average. */
 export const DEFAULT_POW_DIFFICULTY = 3;
 
-const invalid = (message: string, field: string, code: 'INVALID_SALE' = 'INVALID_SALE') =>
-  new StampedeError(code, message, { extra: { field } });
+const invalid = (message: string, field: string, code: 'INVALID_SALE' = 'INVALID_SALE') => new StampedeError(code, message, { extra: { field } });
 
 function toItem(body: Static<typeof ItemBody>): ItemInput {
   const perUserLimit = body.per_user_limit ?? 1;
   return {
-    sku: body.sku, name: body.name, priceCents: body.price_cents, currency: body.currency.toUpperCase(),
-    quantity: body.quantity, perUserLimit, maxPerOrder: body.max_per_order ?? perUserLimit,
+    sku: body.sku,
+    name: body.name,
+    priceCents: body.price_cents,
+    currency: body.currency.toUpperCase(),
+    quantity: body.quantity,
+    perUserLimit,
+    maxPerOrder: body.max_per_order ?? perUserLimit,
   };
 }
 
@@ -111,9 +124,14 @@ const iso = (d: Date | null) => (d ? d.toISOString() : null);
 
 function itemJson(item: Item, remaining: number | undefined, admin: boolean) {
   return {
-    sku: item.sku, name: item.name, price_cents: item.priceCents, currency: item.currency, quantity: item.quantity,
+    sku: item.sku,
+    name: item.name,
+    price_cents: item.priceCents,
+    currency: item.currency,
+    quantity: item.quantity,
     remaining: remaining ?? item.quantity - item.sold - item.held,
-    per_user_limit: item.perUserLimit, max_per_order: item.maxPerOrder,
+    per_user_limit: item.perUserLimit,
+    max_per_order: item.maxPerOrder,
     ...(admin ? { sold: item.sold, held: item.held } : {}),
   };
 }
@@ -131,12 +149,15 @@ export function saleJson(sale: Sale, status: SaleStatus, serverTime: number, rem
     server_time: new Date(serverTime).toISOString(),
     items: sale.items.map((item) => itemJson(item, remaining?.[item.sku], admin)),
     queue: {
-      mode: sale.queue.mode, admission_rate_per_sec: sale.queue.admissionRatePerSec,
-      admitted_ttl_sec: sale.queue.admittedTtlSec, max_active: sale.queue.maxActive,
+      mode: sale.queue.mode,
+      admission_rate_per_sec: sale.queue.admissionRatePerSec,
+      admitted_ttl_sec: sale.queue.admittedTtlSec,
+      max_active: sale.queue.maxActive,
     },
     reservation_ttl_sec: sale.reservationTtlSec,
     bot_protection: {
-      pow_difficulty: sale.botProtection.powDifficulty, captcha: sale.botProtection.captcha,
+      pow_difficulty: sale.botProtection.powDifficulty,
+      captcha: sale.botProtection.captcha,
       ...(admin ? { allowlist: sale.botProtection.allowlist } : {}),
     },
     cancelled_at: iso(sale.cancelledAt),

@@ -47,7 +47,11 @@ export class SaleService {
   private listed: { sales: Sale[]; readAt: number } | null = null;
   private cancellation: CancellationSteps | null = null;
 
-  constructor(private readonly engine: Engine, private readonly ledger: SalesRepository, private readonly clock: EngineClock) {}
+  constructor(
+    private readonly engine: Engine,
+    private readonly ledger: SalesRepository,
+    private readonly clock: EngineClock,
+  ) {}
 
   /** Wires the other tiers' parts of a cancellation. */
   useCancellation(steps: CancellationSteps): void {

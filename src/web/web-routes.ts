@@ -22,8 +22,14 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 
 const PUBLIC = fileURLToPath(new URL('./public/', import.meta.url));
 const TYPES: Record<string, string> = {
-  '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.css': 'text/css; charset=utf-8',
-  '.svg': 'image/svg+xml', '.png': 'image/png', '.ico': 'image/x-icon', '.json': 'application/json', '.webmanifest': 'application/manifest+json',
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.svg': 'image/svg+xml',
+  '.png': 'image/png',
+  '.ico': 'image/x-icon',
+  '.json': 'application/json',
+  '.webmanifest': 'application/manifest+json',
 };
 const TEXT = new Set(['.html', '.js', '.css', '.svg', '.webmanifest']);
 
@@ -40,7 +46,8 @@ export const VENDOR: Record<string, string> = {
 };
 
 /** What the pages may load: only this origin (the API is on the same origin). */
-const PAGE_CSP = "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; worker-src 'self'; connect-src 'self'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'";
+const PAGE_CSP =
+  "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; worker-src 'self'; connect-src 'self'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'";
 
 export interface Asset {
   body: Buffer;
@@ -111,8 +118,10 @@ export async function loadAssets(dir = PUBLIC, vendor = VENDOR, { minify = !PREM
   for (const rel of raw.keys()) {
     const { name, body } = resolve(rel);
     const asset: Asset = {
-      body, type: TYPES[extname(rel)] ?? 'application/octet-stream',
-      etag: `"${createHash('sha1').update(body).digest('base64url')}"`, immutable: !rel.endsWith('.html'),
+      body,
+      type: TYPES[extname(rel)] ?? 'application/octet-stream',
+      etag: `"${createHash('sha1').update(body).digest('base64url')}"`,
+      immutable: !rel.endsWith('.html'),
     };
     if (TEXT.has(extname(rel)) && body.length > 1024) {
       const br = brotliCompressSync(body, { params: { [zlib.BROTLI_PARAM_QUALITY]: 9, [zlib.BROTLI_PARAM_SIZE_HINT]: body.length } });
@@ -132,7 +141,8 @@ async function listFiles(dir: string, prefix = ''): Promise<string[]> {
   const out: string[] = [];
   for (const e of entries) {
     const rel = prefix ? `${prefix}/${e.name}` : e.name;
-    if (e.isDirectory()) out.push(...(await listFiles(dir, rel))); else out.push(rel);
+    if (e.isDirectory()) out.push(...(await listFiles(dir, rel)));
+    else out.push(rel);
   }
   return out;
 }
@@ -148,7 +158,10 @@ export const webRoutes: FastifyPluginAsyncTypebox = async (app) => {
     const encoding = asset.br && /\bbr\b/.test(accepts) ? 'br' : asset.gzip && /\bgzip\b/.test(accepts) ? 'gzip' : null;
     // Each encoding is its own representation, with its own validator.
     const etag = encoding ? `${asset.etag.slice(0, -1)}-${encoding}"` : asset.etag;
-    reply.header('content-type', asset.type).header('etag', etag).header('x-content-type-options', 'nosniff')
+    reply
+      .header('content-type', asset.type)
+      .header('etag', etag)
+      .header('x-content-type-options', 'nosniff')
       .header('cache-control', asset.immutable ? 'public, max-age=31536000, immutable' : 'public, max-age=0, must-revalidate');
     if (asset.br || asset.gzip) reply.header('vary', 'accept-encoding');
     if (!asset.immutable) reply.header('content-security-policy', PAGE_CSP).header('referrer-policy', 'same-origin');

@@ -10,8 +10,12 @@ describeStacks('zero oversell under a stampede', (kind) => {
   let stack: Stack | null;
   // The per-user purchase rate limit would answer the greedy users before the engine does;
   // these tests are about the engine's own limit, so the rate buckets are off.
-  beforeAll(async () => { stack = await openStack(kind, { rateLimits: { buckets: { purchase: [], enter: [] } } }); });
-  afterAll(async () => { await stack?.close(); });
+  beforeAll(async () => {
+    stack = await openStack(kind, { rateLimits: { buckets: { purchase: [], enter: [] } } });
+  });
+  afterAll(async () => {
+    await stack?.close();
+  });
 
   it('5,000 concurrent purchases for 100 units make exactly 100 orders, engine and ledger agree', async (ctx) => {
     if (!stack) return ctx.skip();
@@ -24,11 +28,16 @@ describeStacks('zero oversell under a stampede', (kind) => {
     }
     await admitEveryone(s, sale.id);
 
-    const answers = await Promise.all(users.map((u, i) => s.app.inject({
-      method: 'POST', url: `/api/flash-sales/${sale.id}/purchase`,
-      headers: { ...u.headers, 'idempotency-key': randomUUID() },
-      payload: { ticket: tickets[i], sku: 'phone', quantity: 1, payment_token: 'tok_visa' },
-    })));
+    const answers = await Promise.all(
+      users.map((u, i) =>
+        s.app.inject({
+          method: 'POST',
+          url: `/api/flash-sales/${sale.id}/purchase`,
+          headers: { ...u.headers, 'idempotency-key': randomUUID() },
+          payload: { ticket: tickets[i], sku: 'phone', quantity: 1, payment_token: 'tok_visa' },
+        }),
+      ),
+    );
     const byStatus = new Map<number, number>();
     for (const a of answers) byStatus.set(a.statusCode, (byStatus.get(a.statusCode) ?? 0) + 1);
     expect(Object.fromEntries(byStatus)).toEqual({ 201: 100, 409: 4900 });
@@ -52,16 +61,25 @@ describeStacks('zero oversell under a stampede', (kind) => {
   it('greedy users firing parallel purchases with fresh keys get at most their limit', async (ctx) => {
     if (!stack) return ctx.skip();
     const s = stack;
-    const sale = await createSale(s, { items: [{ sku: 'phone', name: 'Phone', price_cents: 100, currency: 'EUR', quantity: 1000, per_user_limit: 3, max_per_order: 2 }] });
+    const sale = await createSale(s, {
+      items: [{ sku: 'phone', name: 'Phone', price_cents: 100, currency: 'EUR', quantity: 1000, per_user_limit: 3, max_per_order: 2 }],
+    });
     const greedy = await Promise.all(Array.from({ length: 20 }, () => userToken(s)));
     const tickets = await Promise.all(greedy.map((u) => enter(s, sale.id, u)));
     await admitEveryone(s, sale.id);
     // Each user: 30 parallel requests of 1 or 2 units, fresh keys, across "tabs".
-    const answers = await Promise.all(greedy.flatMap((u, i) => Array.from({ length: 30 }, (_, j) => s.app.inject({
-      method: 'POST', url: `/api/flash-sales/${sale.id}/purchase`,
-      headers: { ...u.headers, 'idempotency-key': randomUUID() },
-      payload: { ticket: tickets[i].queue_ticket, sku: 'phone', quantity: (j % 2) + 1 },
-    }))));
+    const answers = await Promise.all(
+      greedy.flatMap((u, i) =>
+        Array.from({ length: 30 }, (_, j) =>
+          s.app.inject({
+            method: 'POST',
+            url: `/api/flash-sales/${sale.id}/purchase`,
+            headers: { ...u.headers, 'idempotency-key': randomUUID() },
+            payload: { ticket: tickets[i].queue_ticket, sku: 'phone', quantity: (j % 2) + 1 },
+          }),
+        ),
+      ),
+    );
     expect(answers.filter((a) => a.statusCode >= 500)).toEqual([]);
     expect(new Set(answers.map((a) => a.statusCode))).toEqual(new Set([201, 409]));
     const orders = await s.runtime.ledger.listOrders(sale.id, { limit: 10_000 });

@@ -19,11 +19,36 @@ describe('stampede rehearse against an embedded node', () => {
     url = `http://127.0.0.1:${(stack.app.server.address() as { port: number }).port}`;
     out = mkdtempSync(join(tmpdir(), 'stampede-rehearsal-'));
     // 300 users (half bots) for 20 units, guest sessions, proof-of-work solved on this thread.
-    const opts = parseOptions([
-      '--url', url, '--admin-token', ADMIN_TOKEN, '--users', '300', '--bots', '0.5', '--units', '20',
-      '--start-in', '1s', '--arrival', '2s', '--pow-difficulty', '1', '--solvers', '0', '--admission-rate', '100',
-      '--settle', '15s', '--out', out, '--quiet',
-    ], {});
+    const opts = parseOptions(
+      [
+        '--url',
+        url,
+        '--admin-token',
+        ADMIN_TOKEN,
+        '--users',
+        '300',
+        '--bots',
+        '0.5',
+        '--units',
+        '20',
+        '--start-in',
+        '1s',
+        '--arrival',
+        '2s',
+        '--pow-difficulty',
+        '1',
+        '--solvers',
+        '0',
+        '--admission-rate',
+        '100',
+        '--settle',
+        '15s',
+        '--out',
+        out,
+        '--quiet',
+      ],
+      {},
+    );
     run = await rehearse(opts, () => {});
   }, 60_000);
 
@@ -38,7 +63,17 @@ describe('stampede rehearse against an embedded node', () => {
     expect(run.verdict.ok).toBe(true);
     expect(run.exitCode).toBe(0);
     const names = run.verdict.checks.map((c) => `${c.spec} ${c.source}`);
-    for (const spec of ['§3.1 outside', '§3.1 ledger', '§3.2 outside', '§3.2 ledger', '§3.3 outside', '§3.4 outside', '§3.5 ledger', '§3.6 ledger', '§3.7 outside']) {
+    for (const spec of [
+      '§3.1 outside',
+      '§3.1 ledger',
+      '§3.2 outside',
+      '§3.2 ledger',
+      '§3.3 outside',
+      '§3.4 outside',
+      '§3.5 ledger',
+      '§3.6 ledger',
+      '§3.7 outside',
+    ]) {
       expect(names).toContain(spec);
     }
   });
@@ -54,24 +89,44 @@ describe('stampede rehearse against an embedded node', () => {
   it('writes a text, JSON and standalone HTML report (Chart.js inlined, nothing fetched)', () => {
     expect(run.files).toHaveLength(3);
     for (const f of run.files) expect(existsSync(f)).toBe(true);
-    const html = readFileSync(run.files.find((f) => f.endsWith('.html'))!, 'utf8');
+    const html = readFileSync(
+      run.files.find((f) => f.endsWith('.html'))!,
+      'utf8',
+    );
     expect(html).toContain('new Chart(');
     expect(html).not.toMatch(/<script[^>]+src=/);
     expect(html.length).toBeGreaterThan(100_000);
-    expect(JSON.parse(readFileSync(run.files.find((f) => f.endsWith('.json'))!, 'utf8')).ok).toBe(true);
+    expect(
+      JSON.parse(
+        readFileSync(
+          run.files.find((f) => f.endsWith('.json'))!,
+          'utf8',
+        ),
+      ).ok,
+    ).toBe(true);
   });
 
   it('exits 1 when an invariant breaks: a unit sold twice over is caught from outside and from the ledger', () => {
     const extra = run.data.ledger.orders.find((o) => o.status === 'confirmed')!;
     const tampered = {
       ...run.data,
-      shoppers: [...run.data.shoppers, { ...run.data.shoppers[0], userId: extra.user_id, orders: [['forged-order', 'confirmed', extra.sku] as [string, string, string]] }],
+      shoppers: [
+        ...run.data.shoppers,
+        { ...run.data.shoppers[0], userId: extra.user_id, orders: [['forged-order', 'confirmed', extra.sku] as [string, string, string]] },
+      ],
       ledger: { ...run.data.ledger, orders: [...run.data.ledger.orders, { ...extra, order_id: 'forged-order' }] },
     };
     const verdict = judge(tampered);
     expect(verdict.ok).toBe(false);
     const broken = verdict.checks.filter((c) => c.held === false).map((c) => `${c.spec} ${c.name} (${c.source})`);
-    expect(broken).toEqual(expect.arrayContaining(['§3.1 zero oversell (outside)', '§3.1 orders never exceed stock (ledger)', '§3.2 per-user limit (outside)', '§3.2 per-user limit (ledger)']));
+    expect(broken).toEqual(
+      expect.arrayContaining([
+        '§3.1 zero oversell (outside)',
+        '§3.1 orders never exceed stock (ledger)',
+        '§3.2 per-user limit (outside)',
+        '§3.2 per-user limit (ledger)',
+      ]),
+    );
     expect(exitCodeFor(verdict, false)).toBe(1);
   });
 

@@ -17,16 +17,28 @@ describeStacks('bot defence in a drop', (kind) => {
   // than that: on a loaded CI machine a bot's round trip can itself take a few hundred ms, and
   // this test is about what the signals do together, not about one threshold.
   beforeAll(async () => {
-    stack = await openStack(kind, { env: { STAMPEDE_IP_RATE_LIMIT: '1000' }, rateLimits: { buckets: { purchase: [] } }, botSignals: { fastEntryMs: FAST_ENTRY_MS } });
+    stack = await openStack(kind, {
+      env: { STAMPEDE_IP_RATE_LIMIT: '1000' },
+      rateLimits: { buckets: { purchase: [] } },
+      botSignals: { fastEntryMs: FAST_ENTRY_MS },
+    });
   });
-  afterAll(async () => { await stack?.close(); });
+  afterAll(async () => {
+    await stack?.close();
+  });
 
   async function enterAs(s: Stack, saleId: string, ip: string, think: number, fingerprint?: string) {
     const user = await userToken(s);
     const challenge = (await s.app.inject({ url: `/api/flash-sales/${saleId}/challenge`, remoteAddress: ip })).json();
     const altcha = await solveChallenge(challenge);
     await sleep(think);
-    const res = await s.app.inject({ method: 'POST', url: `/api/flash-sales/${saleId}/enter-queue`, headers: user.headers, remoteAddress: ip, payload: { altcha, fingerprint } });
+    const res = await s.app.inject({
+      method: 'POST',
+      url: `/api/flash-sales/${saleId}/enter-queue`,
+      headers: user.headers,
+      remoteAddress: ip,
+      payload: { altcha, fingerprint },
+    });
     expect(res.statusCode).toBe(200);
     return { user, ticket: res.json().queue_ticket as string, ip };
   }
@@ -57,12 +69,22 @@ describeStacks('bot defence in a drop', (kind) => {
     const deadline = Date.now() + 8000;
     const everyone = [...botEntries.map((e) => ({ ...e, bot: true })), ...humanEntries.map((e) => ({ ...e, bot: false }))];
     while (Date.now() < deadline && winners.size < 20) {
-      await Promise.all(everyone.filter((e) => !winners.has(e.user.sub)).map(async (e) => {
-        const st = (await s.app.inject({ url: `/api/flash-sales/${sale.id}/status?ticket=${encodeURIComponent(e.ticket)}`, remoteAddress: e.ip })).json();
-        if (!e.bot && st.status !== 'admitted') return;
-        const r = await s.app.inject({ method: 'POST', url: `/api/flash-sales/${sale.id}/purchase`, remoteAddress: e.ip, headers: { ...e.user.headers, 'idempotency-key': randomUUID() }, payload: { ticket: e.ticket, sku: 'phone', payment_token: 'tok_visa' } });
-        if (r.statusCode === 201) winners.add(e.user.sub);
-      }));
+      await Promise.all(
+        everyone
+          .filter((e) => !winners.has(e.user.sub))
+          .map(async (e) => {
+            const st = (await s.app.inject({ url: `/api/flash-sales/${sale.id}/status?ticket=${encodeURIComponent(e.ticket)}`, remoteAddress: e.ip })).json();
+            if (!e.bot && st.status !== 'admitted') return;
+            const r = await s.app.inject({
+              method: 'POST',
+              url: `/api/flash-sales/${sale.id}/purchase`,
+              remoteAddress: e.ip,
+              headers: { ...e.user.headers, 'idempotency-key': randomUUID() },
+              payload: { ticket: e.ticket, sku: 'phone', payment_token: 'tok_visa' },
+            });
+            if (r.statusCode === 201) winners.add(e.user.sub);
+          }),
+      );
       await sleep(100);
     }
     const botWins = botEntries.filter((e) => winners.has(e.user.sub)).length;
@@ -79,7 +101,8 @@ describeStacks('bot defence in a drop', (kind) => {
     const s = stack;
     const sale = await createSale(s, { bot_protection: { pow_difficulty: 1 } });
     const user = await userToken(s);
-    const enterWith = (body: object, u = user) => s.app.inject({ method: 'POST', url: `/api/flash-sales/${sale.id}/enter-queue`, headers: u.headers, payload: body });
+    const enterWith = (body: object, u = user) =>
+      s.app.inject({ method: 'POST', url: `/api/flash-sales/${sale.id}/enter-queue`, headers: u.headers, payload: body });
     expect((await enterWith({})).json().error.code).toBe('POW_REQUIRED');
     const challenge = (await s.app.inject({ url: `/api/flash-sales/${sale.id}/challenge` })).json();
     const altcha = await solveChallenge(challenge);
@@ -89,8 +112,11 @@ describeStacks('bot defence in a drop', (kind) => {
     expect((await enterWith({ altcha })).statusCode).toBe(200);
     expect((await enterWith({ altcha }, await userToken(s))).json().error.code).toBe('POW_INVALID');
 
-    const ticket = (await enterWith({ altcha: await solveChallenge((await s.app.inject({ url: `/api/flash-sales/${sale.id}/challenge` })).json()) })).json().queue_ticket;
-    const burst = await Promise.all(Array.from({ length: 40 }, () => s.app.inject({ url: `/api/flash-sales/${sale.id}/status?ticket=${encodeURIComponent(ticket)}` })));
+    const ticket = (await enterWith({ altcha: await solveChallenge((await s.app.inject({ url: `/api/flash-sales/${sale.id}/challenge` })).json()) })).json()
+      .queue_ticket;
+    const burst = await Promise.all(
+      Array.from({ length: 40 }, () => s.app.inject({ url: `/api/flash-sales/${sale.id}/status?ticket=${encodeURIComponent(ticket)}` })),
+    );
     const limited = burst.filter((r) => r.statusCode === 429);
     expect(limited.length).toBeGreaterThan(0);
     expect(limited[0].json().error.code).toBe('RATE_LIMITED');
@@ -101,32 +127,55 @@ describeStacks('bot defence in a drop', (kind) => {
 describeStacks('a shadowed bot hammering purchase', (kind) => {
   let stack: Stack | null;
   // Every fingerprint is over its limit at once here: whoever sends one gets a shadow place.
-  beforeAll(async () => { stack = await openStack(kind, { botSignals: { maxAccountsPerFingerprint: 0 } }); });
-  afterAll(async () => { await stack?.close(); });
+  beforeAll(async () => {
+    stack = await openStack(kind, { botSignals: { maxAccountsPerFingerprint: 0 } });
+  });
+  afterAll(async () => {
+    await stack?.close();
+  });
 
   it('is told NOT_ADMITTED every time, before the rate limit, and never buys', async (ctx) => {
     if (!stack) return ctx.skip();
     const s = stack;
     const sale = await createSale(s);
     const bot = await userToken(s);
-    const entered = await s.app.inject({ method: 'POST', url: `/api/flash-sales/${sale.id}/enter-queue`, headers: bot.headers, payload: { fingerprint: 'farm-1' } });
+    const entered = await s.app.inject({
+      method: 'POST',
+      url: `/api/flash-sales/${sale.id}/enter-queue`,
+      headers: bot.headers,
+      payload: { fingerprint: 'farm-1' },
+    });
     expect(entered.statusCode).toBe(200);
     await admitEveryone(s, sale.id);
     // Ten fresh keys inside a second: past the per-user purchase limit (1/s), yet no 429 —
     // the shadow ticket is refused before the limit is spent, so a farm costs no Redis calls.
-    const answers = await Promise.all(Array.from({ length: 10 }, () => s.app.inject({
-      method: 'POST', url: `/api/flash-sales/${sale.id}/purchase`, headers: { ...bot.headers, 'idempotency-key': randomUUID() },
-      payload: { ticket: entered.json().queue_ticket, sku: 'phone', payment_token: 'tok_visa' },
-    })));
+    const answers = await Promise.all(
+      Array.from({ length: 10 }, () =>
+        s.app.inject({
+          method: 'POST',
+          url: `/api/flash-sales/${sale.id}/purchase`,
+          headers: { ...bot.headers, 'idempotency-key': randomUUID() },
+          payload: { ticket: entered.json().queue_ticket, sku: 'phone', payment_token: 'tok_visa' },
+        }),
+      ),
+    );
     expect(answers.map((r) => `${r.statusCode} ${r.json().error?.code}`)).toEqual(Array(10).fill('403 NOT_ADMITTED'));
     expect(await s.ledger.orderCounts(sale.id)).toMatchObject({ reserved: 0, confirmed: 0 });
     // A real shopper next to it is still limited as before: one purchase attempt per second.
     const human = await userToken(s);
-    const ticket = (await s.app.inject({ method: 'POST', url: `/api/flash-sales/${sale.id}/enter-queue`, headers: human.headers, payload: {} })).json().queue_ticket;
+    const ticket = (await s.app.inject({ method: 'POST', url: `/api/flash-sales/${sale.id}/enter-queue`, headers: human.headers, payload: {} })).json()
+      .queue_ticket;
     await admitEveryone(s, sale.id);
     const tries = [];
     for (let i = 0; i < 2; i++) {
-      tries.push(await s.app.inject({ method: 'POST', url: `/api/flash-sales/${sale.id}/purchase`, headers: { ...human.headers, 'idempotency-key': randomUUID() }, payload: { ticket, sku: 'phone', quantity: 1 } }));
+      tries.push(
+        await s.app.inject({
+          method: 'POST',
+          url: `/api/flash-sales/${sale.id}/purchase`,
+          headers: { ...human.headers, 'idempotency-key': randomUUID() },
+          payload: { ticket, sku: 'phone', quantity: 1 },
+        }),
+      );
     }
     expect(tries.map((r) => r.statusCode)).toEqual([201, 429]);
   });

@@ -10,7 +10,10 @@ describeStacks('captcha and allowlist', (kind) => {
     captcha = await startCaptchaStandIn({ secret: 'site-secret' });
     stack = await openStack(kind, { env: { STAMPEDE_CAPTCHA_SECRET: 'site-secret', STAMPEDE_CAPTCHA_VERIFY_URL: captcha.url } });
   });
-  afterAll(async () => { await stack?.close(); await captcha.close(); });
+  afterAll(async () => {
+    await stack?.close();
+    await captcha.close();
+  });
 
   const enter = (s: Stack, saleId: string, headers: Record<string, string>, body: object) =>
     s.app.inject({ method: 'POST', url: `/api/flash-sales/${saleId}/enter-queue`, headers, payload: body });

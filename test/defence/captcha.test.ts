@@ -20,9 +20,7 @@ describe('SiteverifyCaptcha against a stand-in siteverify server', () => {
     const stand = await standIn({ secret: 's3cret' });
     const captcha = new SiteverifyCaptcha({ provider: 'turnstile', secret: 's3cret', verifyUrl: stand.url });
     expect(await captcha.verify('pass', '203.0.113.7')).toBe(true);
-    expect(stand.requests).toEqual([
-      { secret: 's3cret', response: 'pass', remoteip: '203.0.113.7', contentType: 'application/x-www-form-urlencoded' },
-    ]);
+    expect(stand.requests).toEqual([{ secret: 's3cret', response: 'pass', remoteip: '203.0.113.7', contentType: 'application/x-www-form-urlencoded' }]);
   });
 
   it('refuses a bad token', async () => {

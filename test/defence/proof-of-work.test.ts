@@ -1,11 +1,6 @@
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { MemoryEngine } from '../../src/engine/memory/memory-engine.js';
-import {
-  maxNumberFor,
-  ProofOfWork,
-  solveChallenge,
-  type PowChallenge,
-} from '../../src/defence/proof-of-work.js';
+import { maxNumberFor, ProofOfWork, solveChallenge, type PowChallenge } from '../../src/defence/proof-of-work.js';
 import { DEFAULT_POW_DIFFICULTY } from '../../src/sales/sale-schema.js';
 import { redisTestEngine } from '../support/redis.js';
 

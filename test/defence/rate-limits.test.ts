@@ -19,7 +19,9 @@ async function connectRedis(): Promise<Redis | null> {
   } catch (err) {
     redis.disconnect();
     if (process.env.CI) throw new Error(`Redis at ${REDIS_URL} is required in CI: ${(err as Error).message}`);
-    console.warn(`\n!!!!!!!!\n!!! SKIPPING the Redis rate-limit tests: ${REDIS_URL} is unreachable (${(err as Error).message}).\n!!! Start one (redis-server) or set TEST_REDIS_URL; with CI set this is a failure.\n!!!!!!!!\n`);
+    console.warn(
+      `\n!!!!!!!!\n!!! SKIPPING the Redis rate-limit tests: ${REDIS_URL} is unreachable (${(err as Error).message}).\n!!! Start one (redis-server) or set TEST_REDIS_URL; with CI set this is a failure.\n!!!!!!!!\n`,
+    );
     return null;
   }
 }
@@ -86,13 +88,23 @@ function suite(store: 'memory' | 'redis') {
   });
 
   it('holds the per-minute purchase limit too, without spending it on refused double clicks', async () => {
-    const limits = make({ buckets: { purchase: [{ points: 2, durationSec: 60 }, { points: 1, durationSec: 1 }] } });
+    const limits = make({
+      buckets: {
+        purchase: [
+          { points: 2, durationSec: 60 },
+          { points: 1, durationSec: 1 },
+        ],
+      },
+    });
     await limits.consume('purchase', 'user-1');
     await expect(limits.consume('purchase', 'user-1')).rejects.toMatchObject({ code: 'RATE_LIMITED' });
     await sleep(1_100);
     await limits.consume('purchase', 'user-1'); // the refused double click did not count
     await sleep(1_100);
-    const refused = await limits.consume('purchase', 'user-1').then(() => null, (e: StampedeError) => e);
+    const refused = await limits.consume('purchase', 'user-1').then(
+      () => null,
+      (e: StampedeError) => e,
+    );
     expect(refused).toMatchObject({ code: 'RATE_LIMITED' });
     expect(refused!.retryAfter).toBeGreaterThan(50);
   }, 10_000);

@@ -8,23 +8,51 @@ import type { Engine, ReserveRequest } from '../../src/engine/engine.js';
 import { StampedeError } from '../../src/errors.js';
 import { admitAll, engineSale, enterAndAdmit, freshLoad, sleep } from '../support/sales.js';
 
-export interface EngineFixture { engine: Engine; cleanup(): Promise<void> }
+export interface EngineFixture {
+  engine: Engine;
+  cleanup(): Promise<void>;
+}
 
 const codeOf = async (p: Promise<unknown>) => {
-  try { await p; return 'OK'; } catch (e) { if (e instanceof StampedeError) return e.code; throw e; }
+  try {
+    await p;
+    return 'OK';
+  } catch (e) {
+    if (e instanceof StampedeError) return e.code;
+    throw e;
+  }
 };
 
 export function engineContract(name: string, open: () => Promise<EngineFixture | null>) {
   describe(`engine contract: ${name}`, () => {
     let fx: EngineFixture | null;
     let engine: Engine;
-    beforeAll(async () => { fx = await open(); if (fx) engine = fx.engine; });
-    afterAll(async () => { await fx?.cleanup(); });
+    beforeAll(async () => {
+      fx = await open();
+      if (fx) engine = fx.engine;
+    });
+    afterAll(async () => {
+      await fx?.cleanup();
+    });
     const test = (title: string, fn: () => Promise<void>, timeout?: number) =>
-      it(title, async (ctx) => { if (!fx) return ctx.skip(); await fn(); }, timeout);
+      it(
+        title,
+        async (ctx) => {
+          if (!fx) return ctx.skip();
+          await fn();
+        },
+        timeout,
+      );
 
     const req = (userId: string, place: number, extra: Partial<ReserveRequest> = {}): ReserveRequest => ({
-      userId, place, sku: 'phone', quantity: 1, idempotencyKey: randomUUID(), fingerprint: 'f', holdId: randomUUID(), ...extra,
+      userId,
+      place,
+      sku: 'phone',
+      quantity: 1,
+      idempotencyKey: randomUUID(),
+      fingerprint: 'f',
+      holdId: randomUUID(),
+      ...extra,
     });
 
     test('loading a sale twice keeps the first state', async () => {
@@ -176,7 +204,8 @@ export function engineContract(name: string, open: () => Promise<EngineFixture |
       const byUser = new Map<string, number>();
       all.forEach((r, i) => {
         const u = [...users, ...users][i];
-        if (byUser.has(u)) expect(r.place).toBe(byUser.get(u)); else byUser.set(u, r.place);
+        if (byUser.has(u)) expect(r.place).toBe(byUser.get(u));
+        else byUser.set(u, r.place);
       });
       expect([...byUser.values()].sort((a, b) => a - b)).toEqual(users.map((_, i) => i + 1));
       expect(all.filter((r) => r.fresh)).toHaveLength(300);
@@ -186,7 +215,11 @@ export function engineContract(name: string, open: () => Promise<EngineFixture |
     test('fifo: admission never admits a later place before an earlier one, and honours the active cap', async () => {
       const sale = engineSale({ maxActive: 7 });
       await engine.loadSale(freshLoad(sale));
-      const places = await enterAndAdmit(engine, sale.id, Array.from({ length: 20 }, (_, i) => `u${i}`));
+      const places = await enterAndAdmit(
+        engine,
+        sale.id,
+        Array.from({ length: 20 }, (_, i) => `u${i}`),
+      );
       const snap = await engine.snapshot(sale.id, 0);
       expect(snap.watermark).toBe(7);
       expect(snap.active).toBe(7);
@@ -231,7 +264,10 @@ export function engineContract(name: string, open: () => Promise<EngineFixture |
       for (let i = 0; i < 100; i++) await engine.enterQueue(sale.id, `u${i}`, { draw: 0 });
       const start = Date.now();
       await engine.admit(sale.id);
-      while (Date.now() - start < 500) { await engine.admit(sale.id); await sleep(20); }
+      while (Date.now() - start < 500) {
+        await engine.admit(sale.id);
+        await sleep(20);
+      }
       const { watermark } = await engine.snapshot(sale.id, 0);
       // 0.5 s at 20/s, plus at most one second of carried allowance.
       expect(watermark).toBeGreaterThanOrEqual(5);

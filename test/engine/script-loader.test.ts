@@ -8,7 +8,9 @@ import { Refusal } from '../../src/engine/engine-refusals.js';
 import { loadScripts, luaRefusals } from '../../src/engine/redis/script-loader.js';
 
 const dirs: string[] = [];
-afterEach(() => { while (dirs.length) rmSync(dirs.pop()!, { recursive: true, force: true }); });
+afterEach(() => {
+  while (dirs.length) rmSync(dirs.pop()!, { recursive: true, force: true });
+});
 
 function scriptsDir(files: Record<string, string>): URL {
   const dir = mkdtempSync(join(tmpdir(), 'stampede-lua-'));
@@ -20,13 +22,23 @@ function scriptsDir(files: Record<string, string>): URL {
 
 it('refuses a script whose key count differs from the table, one not in it, and a missing one', () => {
   expect(() => loadScripts(scriptsDir({ 'reserve-3.lua': 'return 1' }), { reserve: 10 })).toThrow(/reserve-3\.lua takes 3 keys; the script table says 10/);
-  expect(() => loadScripts(scriptsDir({ 'reserve-10.lua': 'return 1', 'stray-1.lua': 'return 1' }), { reserve: 10 })).toThrow(/stray-1\.lua is not in the script table/);
+  expect(() => loadScripts(scriptsDir({ 'reserve-10.lua': 'return 1', 'stray-1.lua': 'return 1' }), { reserve: 10 })).toThrow(
+    /stray-1\.lua is not in the script table/,
+  );
   expect(() => loadScripts(scriptsDir({ 'reserve-10.lua': 'return 1' }), { reserve: 10, admit: 5 })).toThrow(/missing: admit/);
 });
 
 it('versions a script by its content, includes and generated fragments inlined', () => {
-  const a = loadScripts(scriptsDir({ 'x-1.lua': '--- @include "includes/refusals"\nreturn REFUSAL.SOLD_OUT' }), { x: 1 }, { 'includes/refusals': luaRefusals(Refusal) }).get('x')!;
-  const b = loadScripts(scriptsDir({ 'x-1.lua': '--- @include "includes/refusals"\nreturn REFUSAL.SOLD_OUT' }), { x: 1 }, { 'includes/refusals': luaRefusals({ ...Refusal, SOLD_OUT: -99 }) }).get('x')!;
+  const a = loadScripts(
+    scriptsDir({ 'x-1.lua': '--- @include "includes/refusals"\nreturn REFUSAL.SOLD_OUT' }),
+    { x: 1 },
+    { 'includes/refusals': luaRefusals(Refusal) },
+  ).get('x')!;
+  const b = loadScripts(
+    scriptsDir({ 'x-1.lua': '--- @include "includes/refusals"\nreturn REFUSAL.SOLD_OUT' }),
+    { x: 1 },
+    { 'includes/refusals': luaRefusals({ ...Refusal, SOLD_OUT: -99 }) },
+  ).get('x')!;
   expect(a.lua).toContain('SOLD_OUT = -11,');
   expect(a.version).toMatch(/^[0-9a-f]{10}$/);
   expect(b.version).not.toBe(a.version);

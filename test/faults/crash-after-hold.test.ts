@@ -27,7 +27,11 @@ beforeAll(async () => {
   db = await withTempDatabase();
   ledger = await openLedger({ databaseUrl: db.url });
 });
-afterAll(async () => { await ledger?.close(); await db?.drop(); await redis?.cleanup(); });
+afterAll(async () => {
+  await ledger?.close();
+  await db?.drop();
+  await redis?.cleanup();
+});
 
 it('kill -9 between the hold and the ledger write: after restart the sweeper returns the unit, once', async (ctx) => {
   if (!redis || !ledger || !db) return ctx.skip();
@@ -35,17 +39,34 @@ it('kill -9 between the hold and the ledger write: after restart the sweeper ret
   const before = await Runtime.create({ config, engine: redis.engine, ledger, workers: false });
   await before.start();
   const app = await buildApp(before);
-  const created = await app.inject({ method: 'POST', url: '/api/admin/flash-sales', headers: adminHeaders, payload: saleBody({ reservation_ttl_sec: 1, items: [{ sku: 'phone', name: 'Phone', price_cents: 100, currency: 'EUR', quantity: 1, per_user_limit: 1 }] }) });
+  const created = await app.inject({
+    method: 'POST',
+    url: '/api/admin/flash-sales',
+    headers: adminHeaders,
+    payload: saleBody({ reservation_ttl_sec: 1, items: [{ sku: 'phone', name: 'Phone', price_cents: 100, currency: 'EUR', quantity: 1, per_user_limit: 1 }] }),
+  });
   const saleId = created.json().id;
   const user = `crash-user-${randomUUID()}`;
   const { token } = await before.auth.issue(user);
-  const entered = await app.inject({ method: 'POST', url: `/api/flash-sales/${saleId}/enter-queue`, headers: { authorization: `Bearer ${token}` }, payload: {} });
+  const entered = await app.inject({
+    method: 'POST',
+    url: `/api/flash-sales/${saleId}/enter-queue`,
+    headers: { authorization: `Bearer ${token}` },
+    payload: {},
+  });
   await admitAll(redis.engine, saleId);
   await app.close();
   await before.close();
 
   const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('../fixtures/crash-after-hold.ts', import.meta.url))], {
-    env: { ...process.env, CRASH_PREFIX: redis.prefix, CRASH_DATABASE_URL: db.url, CRASH_SALE_ID: saleId, CRASH_USER_ID: user, CRASH_TICKET: entered.json().queue_ticket },
+    env: {
+      ...process.env,
+      CRASH_PREFIX: redis.prefix,
+      CRASH_DATABASE_URL: db.url,
+      CRASH_SALE_ID: saleId,
+      CRASH_USER_ID: user,
+      CRASH_TICKET: entered.json().queue_ticket,
+    },
     stdio: ['ignore', 'inherit', 'inherit'],
   });
   const exit = await new Promise<{ code: number | null; signal: string | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
@@ -66,7 +87,15 @@ it('kill -9 between the hold and the ledger write: after restart the sweeper ret
   expect((await ledger.getSale(saleId))!.items[0]).toMatchObject({ sold: 0, held: 0 });
 
   // The unit sells again, and the books agree.
-  const again = await after.checkout.purchase({ saleId, userId: user, ticket: entered.json().queue_ticket, sku: 'phone', quantity: 1, idempotencyKey: 'after-restart', paymentToken: 'tok_visa' });
+  const again = await after.checkout.purchase({
+    saleId,
+    userId: user,
+    ticket: entered.json().queue_ticket,
+    sku: 'phone',
+    quantity: 1,
+    idempotencyKey: 'after-restart',
+    paymentToken: 'tok_visa',
+  });
   expect(again.status).toBe('confirmed');
   expect((await ledger.getSale(saleId))!.items[0]).toMatchObject({ sold: 1, held: 0 });
   expect((await redis.engine.snapshot(saleId, 0)).remaining.phone).toBe(0);
@@ -83,11 +112,23 @@ it('the embedded engine restarts empty and is rebuilt from the ledger: reservati
   try {
     const first = await Runtime.create({ config, engine: new MemoryEngine(), ledger: await openLedger({ dataDir: dir }), workers: false });
     await first.start();
-    const sale = await first.sales.create(saleBody({ reservation_ttl_sec: 1, items: [{ sku: 'phone', name: 'Phone', price_cents: 100, currency: 'EUR', quantity: 2, per_user_limit: 1 }] }) as never);
+    const sale = await first.sales.create(
+      saleBody({
+        reservation_ttl_sec: 1,
+        items: [{ sku: 'phone', name: 'Phone', price_cents: 100, currency: 'EUR', quantity: 2, per_user_limit: 1 }],
+      }) as never,
+    );
     const entered = await first.queue.enter(sale.id, { userId: 'u1', ip: '127.0.0.1' });
     await admitAll(first.engine, sale.id);
     await first.monitor.refresh(sale.id);
-    const order = await first.checkout.purchase({ saleId: sale.id, userId: 'u1', ticket: entered.queue_ticket, sku: 'phone', quantity: 1, idempotencyKey: 'k' });
+    const order = await first.checkout.purchase({
+      saleId: sale.id,
+      userId: 'u1',
+      ticket: entered.queue_ticket,
+      sku: 'phone',
+      quantity: 1,
+      idempotencyKey: 'k',
+    });
     expect(order.status).toBe('reserved');
     await first.ledger.close();
 

@@ -20,7 +20,9 @@ beforeAll(async () => {
   await stack.app.listen({ port: 0, host: '127.0.0.1' });
   port = (stack.app.server.address() as { port: number }).port;
 });
-afterAll(async () => { await stack?.close(); });
+afterAll(async () => {
+  await stack?.close();
+});
 
 /** One HTTP/1.1 request with the path exactly as given; resolves to the status code and body. */
 function raw(method: string, path: string, headers: Record<string, string> = {}, body?: string): Promise<{ status: number; body: string }> {
@@ -31,7 +33,9 @@ function raw(method: string, path: string, headers: Record<string, string> = {},
     socket.end(`${lines.join('\r\n')}\r\n\r\n${body ?? ''}`);
     let text = '';
     socket.setEncoding('utf8');
-    socket.on('data', (d) => { text += d; });
+    socket.on('data', (d) => {
+      text += d;
+    });
     socket.on('error', reject);
     socket.on('close', () => {
       const m = /^HTTP\/1\.1 (\d{3})/.exec(text);
@@ -92,7 +96,10 @@ it('every admin route declares admin access, and the table holds the routes the 
 it('docs/security.md lists every route with the access the code gives it, and no other', () => {
   const doc = readFileSync(new URL('../../docs/security.md', import.meta.url), 'utf8');
   const documented = [...doc.matchAll(/^\| (GET|POST|PATCH|PUT|DELETE) \| (\S+) \| (\w+) \|/gm)].map((m) => `${m[1]} ${m[2]} ${m[3]}`).sort();
-  const actual = stack.app.routeTable.filter((r) => r.method !== 'HEAD').map((r) => `${r.method} ${r.url} ${r.access}`).sort();
+  const actual = stack.app.routeTable
+    .filter((r) => r.method !== 'HEAD')
+    .map((r) => `${r.method} ${r.url} ${r.access}`)
+    .sort();
   expect(documented).toEqual(actual);
 });
 
@@ -160,7 +167,12 @@ it('user routes refuse a caller without a user token, ticket routes a forged tic
     const res = await stack.app.inject({ method: s.method as 'GET', url: s.url, payload: s.body });
     expect([name, res.statusCode, res.json().error.code]).toEqual([name, 401, 'UNAUTHENTICATED']);
   }
-  const purchase = await stack.app.inject({ method: 'POST', url: `/api/flash-sales/${sale.id}/purchase`, headers: { 'idempotency-key': 'k' }, payload: { ticket: forged, sku: 'phone' } });
+  const purchase = await stack.app.inject({
+    method: 'POST',
+    url: `/api/flash-sales/${sale.id}/purchase`,
+    headers: { 'idempotency-key': 'k' },
+    payload: { ticket: forged, sku: 'phone' },
+  });
   expect(purchase.statusCode).toBe(401);
   for (const route of ['status', 'events']) {
     const res = await stack.app.inject({ url: `/api/flash-sales/${sale.id}/${route}?ticket=${forged}`, headers: user.headers });

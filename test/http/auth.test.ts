@@ -7,7 +7,11 @@ const secret = 'test-user-secret-0123456789abcdef0123';
 const auth = new Auth({ adminToken: 'admin-token-0123456789', userJwtSecret: secret, userJwtPublicKey: null });
 const sign = (claims: Record<string, unknown>, key = secret, alg = 'HS256') =>
   new SignJWT(claims).setProtectedHeader({ alg }).sign(new TextEncoder().encode(key));
-const code = (p: Promise<unknown>) => p.then(() => 'OK', (e) => e.code);
+const code = (p: Promise<unknown>) =>
+  p.then(
+    () => 'OK',
+    (e) => e.code,
+  );
 
 it('accepts a valid token and refuses forged, expired, unsigned and other-algorithm ones', async () => {
   const now = Math.floor(Date.now() / 1000);

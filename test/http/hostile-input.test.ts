@@ -14,7 +14,9 @@ const open = async (env: Record<string, string>, opts: Parameters<typeof openSta
   stacks.push(s);
   return s;
 };
-afterEach(async () => { while (stacks.length) await stacks.pop()!.close(); });
+afterEach(async () => {
+  while (stacks.length) await stacks.pop()!.close();
+});
 
 it.each([
   ['a hop count', '1'],
@@ -44,11 +46,18 @@ it('a body over the limit is 413 PAYLOAD_TOO_LARGE, in the one error shape', asy
   const sale = await createSale(s);
   const user = await userToken(s);
   const res = await s.app.inject({
-    method: 'POST', url: `/api/flash-sales/${sale.id}/enter-queue`,
-    headers: { ...user.headers, 'content-type': 'application/json' }, payload: JSON.stringify({ fingerprint: 'x'.repeat(2 * 1024 * 1024) }),
+    method: 'POST',
+    url: `/api/flash-sales/${sale.id}/enter-queue`,
+    headers: { ...user.headers, 'content-type': 'application/json' },
+    payload: JSON.stringify({ fingerprint: 'x'.repeat(2 * 1024 * 1024) }),
   });
   expect([res.statusCode, res.json().error.code]).toEqual([413, 'PAYLOAD_TOO_LARGE']);
-  const xml = await s.app.inject({ method: 'POST', url: `/api/flash-sales/${sale.id}/enter-queue`, headers: { ...user.headers, 'content-type': 'application/xml' }, payload: '<x/>' });
+  const xml = await s.app.inject({
+    method: 'POST',
+    url: `/api/flash-sales/${sale.id}/enter-queue`,
+    headers: { ...user.headers, 'content-type': 'application/xml' },
+    payload: '<x/>',
+  });
   expect([xml.statusCode, xml.json().error.code]).toEqual([415, 'UNSUPPORTED_MEDIA_TYPE']);
 });
 
@@ -66,7 +75,14 @@ it('/metrics wants its token: the admin token by default, STAMPEDE_METRICS_TOKEN
 
 it('a queue ticket never reaches the access log whole', async () => {
   const lines: string[] = [];
-  const logger = pino({ level: 'info' }, { write: (line: string) => { lines.push(line); } });
+  const logger = pino(
+    { level: 'info' },
+    {
+      write: (line: string) => {
+        lines.push(line);
+      },
+    },
+  );
   const s = await open({}, { appLogger: logger });
   const sale = await createSale(s);
   const ticket = (await enter(s, sale.id, await userToken(s))).queue_ticket;

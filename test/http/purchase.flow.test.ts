@@ -4,8 +4,12 @@ import { admitEveryone, createSale, describeStacks, enter, openStack, userToken,
 
 describeStacks('a shopper enters, is admitted and buys', (kind) => {
   let stack: Stack | null;
-  beforeAll(async () => { stack = await openStack(kind); });
-  afterAll(async () => { await stack?.close(); });
+  beforeAll(async () => {
+    stack = await openStack(kind);
+  });
+  afterAll(async () => {
+    await stack?.close();
+  });
 
   it('goes from entering the queue to a confirmed order, and a retry returns the same order', async (ctx) => {
     if (!stack) return ctx.skip();
@@ -21,12 +25,23 @@ describeStacks('a shopper enters, is admitted and buys', (kind) => {
     expect(status.json()).toMatchObject({ status: 'admitted' });
     expect(status.json().admission_pass).toMatch(/^ey/);
 
-    const auth = await stack.app.inject({ method: 'POST', url: `/api/flash-sales/${sale.id}/pre-auth`, headers: user.headers, payload: { ticket: ticket.queue_ticket, payment_token: 'tok_visa' } });
+    const auth = await stack.app.inject({
+      method: 'POST',
+      url: `/api/flash-sales/${sale.id}/pre-auth`,
+      headers: user.headers,
+      payload: { ticket: ticket.queue_ticket, payment_token: 'tok_visa' },
+    });
     expect(auth.statusCode).toBe(200);
     expect(auth.json()).toMatchObject({ amount_cents: 50_000, status: 'authorized' });
 
     const key = randomUUID();
-    const buy = () => stack!.app.inject({ method: 'POST', url: `/api/flash-sales/${sale.id}/purchase`, headers: { ...user.headers, 'idempotency-key': key }, payload: { ticket: ticket.queue_ticket, sku: 'phone', quantity: 1 } });
+    const buy = () =>
+      stack!.app.inject({
+        method: 'POST',
+        url: `/api/flash-sales/${sale.id}/purchase`,
+        headers: { ...user.headers, 'idempotency-key': key },
+        payload: { ticket: ticket.queue_ticket, sku: 'phone', quantity: 1 },
+      });
     const first = await buy();
     expect(first.statusCode).toBe(201);
     expect(first.json()).toMatchObject({ status: 'confirmed', sku: 'phone', quantity: 1 });
@@ -50,13 +65,24 @@ describeStacks('a shopper enters, is admitted and buys', (kind) => {
     const ticket = await enter(s, sale.id, user);
     await admitEveryone(s, sale.id);
     const key = randomUUID();
-    const click = () => s.app.inject({ method: 'POST', url: `/api/flash-sales/${sale.id}/purchase`, headers: { ...user.headers, 'idempotency-key': key }, payload: { ticket: ticket.queue_ticket, sku: 'phone', payment_token: 'tok_visa' } });
+    const click = () =>
+      s.app.inject({
+        method: 'POST',
+        url: `/api/flash-sales/${sale.id}/purchase`,
+        headers: { ...user.headers, 'idempotency-key': key },
+        payload: { ticket: ticket.queue_ticket, sku: 'phone', payment_token: 'tok_visa' },
+      });
     const first = await click();
     const [second, third] = await Promise.all([click(), click()]);
     expect([first.statusCode, second.statusCode, third.statusCode]).toEqual([201, 201, 201]);
     expect(new Set([first, second, third].map((r) => r.json().order_id)).size).toBe(1);
     // A fresh key within the same second is a new attempt, and is limited.
-    const fresh = await s.app.inject({ method: 'POST', url: `/api/flash-sales/${sale.id}/purchase`, headers: { ...user.headers, 'idempotency-key': randomUUID() }, payload: { ticket: ticket.queue_ticket, sku: 'phone' } });
+    const fresh = await s.app.inject({
+      method: 'POST',
+      url: `/api/flash-sales/${sale.id}/purchase`,
+      headers: { ...user.headers, 'idempotency-key': randomUUID() },
+      payload: { ticket: ticket.queue_ticket, sku: 'phone' },
+    });
     expect([fresh.statusCode, fresh.json().error.code]).toEqual([429, 'RATE_LIMITED']);
   });
 
@@ -67,9 +93,13 @@ describeStacks('a shopper enters, is admitted and buys', (kind) => {
     const [buyer, loser] = [await userToken(s), await userToken(s)];
     const tickets = [await enter(s, sale.id, buyer), await enter(s, sale.id, loser)];
     await admitEveryone(s, sale.id);
-    const buy = (user: typeof buyer, payload: unknown, key = 'k-1', headers: Record<string, string> = {}) => s.app.inject({
-      method: 'POST', url: `/api/flash-sales/${sale.id}/purchase`, headers: { ...user.headers, 'idempotency-key': key, ...headers }, payload: payload as object,
-    });
+    const buy = (user: typeof buyer, payload: unknown, key = 'k-1', headers: Record<string, string> = {}) =>
+      s.app.inject({
+        method: 'POST',
+        url: `/api/flash-sales/${sale.id}/purchase`,
+        headers: { ...user.headers, 'idempotency-key': key, ...headers },
+        payload: payload as object,
+      });
     const won = await buy(buyer, { ticket: tickets[0].queue_ticket, sku: 'phone', payment_token: 'tok_visa' });
     expect(won.statusCode).toBe(201);
     await s.runtime.monitor.refresh(sale.id);
@@ -80,14 +110,24 @@ describeStacks('a shopper enters, is admitted and buys', (kind) => {
       const r = await buy(loser, payload);
       expect([r.statusCode, r.json()]).toEqual([409, { status: 'sold_out', error: { code: 'SOLD_OUT', message: expect.any(String) } }]);
     }
-    const garbled = await s.app.inject({ method: 'POST', url: `/api/flash-sales/${sale.id}/purchase`, headers: { ...loser.headers, 'content-type': 'application/json', 'idempotency-key': 'x' }, payload: '{not json' });
+    const garbled = await s.app.inject({
+      method: 'POST',
+      url: `/api/flash-sales/${sale.id}/purchase`,
+      headers: { ...loser.headers, 'content-type': 'application/json', 'idempotency-key': 'x' },
+      payload: '{not json',
+    });
     expect([garbled.statusCode, garbled.json().error.code]).toEqual([409, 'SOLD_OUT']);
     // The winner replaying their key is not a loser: same order back.
     await new Promise((r) => setTimeout(r, 1100));
     const replay = await buy(buyer, { ticket: tickets[0].queue_ticket, sku: 'phone', payment_token: 'tok_visa' });
     expect([replay.statusCode, replay.json().order_id]).toEqual([201, won.json().order_id]);
     // Who asks still has to say who they are.
-    const anonymous = await s.app.inject({ method: 'POST', url: `/api/flash-sales/${sale.id}/purchase`, headers: { 'idempotency-key': 'y' }, payload: { ticket: 't', sku: 'phone' } });
+    const anonymous = await s.app.inject({
+      method: 'POST',
+      url: `/api/flash-sales/${sale.id}/purchase`,
+      headers: { 'idempotency-key': 'y' },
+      payload: { ticket: 't', sku: 'phone' },
+    });
     expect([anonymous.statusCode, anonymous.json().error.code]).toEqual([401, 'UNAUTHENTICATED']);
   });
 });

@@ -8,10 +8,14 @@ import { adminHeaders, createSale, describeStacks, openStack, type Stack } from 
 
 describeStacks('system routes', (kind) => {
   let stack: Stack | null;
-  beforeAll(async () => { stack = await openStack(kind); });
-  afterAll(async () => { await stack?.close(); });
+  beforeAll(async () => {
+    stack = await openStack(kind);
+  });
+  afterAll(async () => {
+    await stack?.close();
+  });
 
-  it('every answer carries a request id: the caller\'s own when sane, a fresh one otherwise', async (ctx) => {
+  it("every answer carries a request id: the caller's own when sane, a fresh one otherwise", async (ctx) => {
     if (!stack) return ctx.skip();
     const fresh = await stack.app.inject({ url: '/healthz' });
     expect(fresh.statusCode).toBe(200);
@@ -48,15 +52,25 @@ describeStacks('system routes', (kind) => {
     if (!stack) return ctx.skip();
     const s = stack;
     const sale = await createSale(s);
-    for (let i = 0; i < 3; i++) expect((await s.app.inject({ url: `/api/flash-sales/${sale.id}/status?ticket=forged.x` })).json().error.code).toBe('TICKET_INVALID');
+    for (let i = 0; i < 3; i++)
+      expect((await s.app.inject({ url: `/api/flash-sales/${sale.id}/status?ticket=forged.x` })).json().error.code).toBe('TICKET_INVALID');
     const madeUp = Array.from({ length: 200 }, () => randomUUID());
-    await Promise.all(madeUp.map((id) => s.app.inject({ method: 'POST', url: `/api/flash-sales/${id}/purchase`, headers: { 'idempotency-key': 'k' }, payload: { ticket: 't', sku: 'x' } })));
+    await Promise.all(
+      madeUp.map((id) =>
+        s.app.inject({ method: 'POST', url: `/api/flash-sales/${id}/purchase`, headers: { 'idempotency-key': 'k' }, payload: { ticket: 't', sku: 'x' } }),
+      ),
+    );
 
     const res = await s.app.inject({ url: '/metrics', headers: adminHeaders });
     expect(res.statusCode).toBe(200);
     expect(res.headers['content-type']).toContain('text/plain');
     const text = res.body;
-    const count = (route: string, status: number) => Number(new RegExp(`stampede_http_request_duration_seconds_count\\{method="[A-Z]+",route="${route.replace(/[/:]/g, (c) => `\\${c}`)}",status="${status}"\\} (\\d+)`).exec(text)?.[1] ?? 0);
+    const count = (route: string, status: number) =>
+      Number(
+        new RegExp(
+          `stampede_http_request_duration_seconds_count\\{method="[A-Z]+",route="${route.replace(/[/:]/g, (c) => `\\${c}`)}",status="${status}"\\} (\\d+)`,
+        ).exec(text)?.[1] ?? 0,
+      );
     expect(count('/api/flash-sales/:id/status', 401)).toBeGreaterThanOrEqual(3);
     expect(count('/api/flash-sales/:id/purchase', 401)).toBe(200);
     expect(text).toContain(`stampede_rejections_total{sale="${sale.id}",code="TICKET_INVALID"}`);
@@ -72,14 +86,24 @@ describeStacks('system routes', (kind) => {
     if (!stack) return ctx.skip();
     const doc = (await stack.app.inject({ url: '/docs/openapi.json' })).json();
     expect(doc.openapi).toBe('3.1.0');
-    const ops = Object.entries(doc.paths as Record<string, Record<string, { responses: Record<string, unknown> }>>)
-      .flatMap(([path, methods]) => Object.entries(methods).map(([m, op]) => ({ key: `${m.toUpperCase()} ${path}`, op })));
+    const ops = Object.entries(doc.paths as Record<string, Record<string, { responses: Record<string, unknown> }>>).flatMap(([path, methods]) =>
+      Object.entries(methods).map(([m, op]) => ({ key: `${m.toUpperCase()} ${path}`, op })),
+    );
     const keys = ops.map((o) => o.key);
     for (const key of [
-      'POST /api/admin/flash-sales', 'GET /api/admin/flash-sales/{id}', 'PATCH /api/admin/flash-sales/{id}', 'GET /api/admin/flash-sales/{id}/stats',
-      'GET /api/flash-sales/{id}', 'POST /api/flash-sales/{id}/enter-queue', 'GET /api/flash-sales/{id}/status', 'POST /api/flash-sales/{id}/purchase',
-      'POST /api/flash-sales/{id}/pre-auth', 'GET /api/orders/{id}', 'GET /.well-known/jwks.json',
-    ]) expect(keys).toContain(key);
+      'POST /api/admin/flash-sales',
+      'GET /api/admin/flash-sales/{id}',
+      'PATCH /api/admin/flash-sales/{id}',
+      'GET /api/admin/flash-sales/{id}/stats',
+      'GET /api/flash-sales/{id}',
+      'POST /api/flash-sales/{id}/enter-queue',
+      'GET /api/flash-sales/{id}/status',
+      'POST /api/flash-sales/{id}/purchase',
+      'POST /api/flash-sales/{id}/pre-auth',
+      'GET /api/orders/{id}',
+      'GET /.well-known/jwks.json',
+    ])
+      expect(keys).toContain(key);
     expect(keys.some((k) => k.includes('healthz') || k.includes('metrics'))).toBe(false);
     const purchase = ops.find((o) => o.key === 'POST /api/flash-sales/{id}/purchase')!.op;
     expect(Object.keys(purchase.responses)).toEqual(expect.arrayContaining(['201', '400', '401', '409', '429']));

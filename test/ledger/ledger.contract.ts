@@ -94,10 +94,22 @@ export function ledgerContract(name: string, open: () => Promise<LedgerFixture |
     });
 
     test('a sale is created, read, listed, updated and cancelled, each with its event', async () => {
-      const input = saleInput({ items: [...saleInput().items, { sku: 'case', name: 'Case', priceCents: 1500, currency: 'EUR', quantity: 5, perUserLimit: 2, maxPerOrder: 2 }] });
+      const input = saleInput({
+        items: [...saleInput().items, { sku: 'case', name: 'Case', priceCents: 1500, currency: 'EUR', quantity: 5, perUserLimit: 2, maxPerOrder: 2 }],
+      });
       const sale = await ledger.createSale(input);
-      expect(sale).toMatchObject({ name: 'Phone drop', startsAt: input.startsAt, endsAt: input.endsAt, queue: input.queue, botProtection: input.botProtection, cancelledAt: null });
-      expect(sale.items.map((i) => [i.sku, i.sold, i.held])).toEqual([['phone', 0, 0], ['case', 0, 0]]);
+      expect(sale).toMatchObject({
+        name: 'Phone drop',
+        startsAt: input.startsAt,
+        endsAt: input.endsAt,
+        queue: input.queue,
+        botProtection: input.botProtection,
+        cancelledAt: null,
+      });
+      expect(sale.items.map((i) => [i.sku, i.sold, i.held])).toEqual([
+        ['phone', 0, 0],
+        ['case', 0, 0],
+      ]);
       expect(await ledger.getSale(sale.id)).toEqual(sale);
       expect((await ledger.listSales()).map((s) => s.id)).toContain(sale.id);
 
@@ -182,16 +194,33 @@ export function ledgerContract(name: string, open: () => Promise<LedgerFixture |
     });
 
     test('a crowd of reservations and confirmations over two items, with a reused key and doubled confirms, lands as if one by one', async () => {
-      const sale = await ledger.createSale(saleInput({ items: [
-        { ...saleInput().items[0], quantity: 30 },
-        { sku: 'case', name: 'Case', priceCents: 1500, currency: 'EUR', quantity: 30, perUserLimit: 1, maxPerOrder: 1 },
-      ] }));
+      const sale = await ledger.createSale(
+        saleInput({
+          items: [
+            { ...saleInput().items[0], quantity: 30 },
+            { sku: 'case', name: 'Case', priceCents: 1500, currency: 'EUR', quantity: 30, perUserLimit: 1, maxPerOrder: 1 },
+          ],
+        }),
+      );
       const phones = Array.from({ length: 40 }, () => newOrder(sale.id));
       const cases = Array.from({ length: 19 }, () => newOrder(sale.id, { sku: 'case' }));
       // The same user and key twice, in the middle of the crowd: one order, one refusal.
-      cases.splice(9, 0, newOrder(sale.id, { sku: 'case', userId: 'dora', idempotencyKey: 'same' }), newOrder(sale.id, { sku: 'case', userId: 'dora', idempotencyKey: 'same' }));
+      cases.splice(
+        9,
+        0,
+        newOrder(sale.id, { sku: 'case', userId: 'dora', idempotencyKey: 'same' }),
+        newOrder(sale.id, { sku: 'case', userId: 'dora', idempotencyKey: 'same' }),
+      );
       const settled = await Promise.allSettled([...phones, ...cases].map((o) => ledger.reserveOrder(o)));
-      const reasons = settled.map((s) => (s.status === 'fulfilled' ? 'ok' : s.reason instanceof LedgerOversellError ? 'oversell' : s.reason instanceof LedgerConflictError ? 'conflict' : String(s.reason)));
+      const reasons = settled.map((s) =>
+        s.status === 'fulfilled'
+          ? 'ok'
+          : s.reason instanceof LedgerOversellError
+            ? 'oversell'
+            : s.reason instanceof LedgerConflictError
+              ? 'conflict'
+              : String(s.reason),
+      );
       expect(reasons.slice(0, 40).filter((r) => r === 'ok')).toHaveLength(30);
       expect(reasons.slice(0, 40).filter((r) => r === 'oversell')).toHaveLength(10);
       expect(reasons.slice(40).sort()).toEqual([...Array(20).fill('ok'), 'conflict'].sort());
@@ -208,8 +237,13 @@ export function ledgerContract(name: string, open: () => Promise<LedgerFixture |
       expect(await item(sale.id)).toMatchObject({ held: 0, sold: 30 });
       expect(await item(sale.id, 'case')).toMatchObject({ held: 0, sold: 20 });
       const events = await db.query<{ topic: string; n: number }>(
-        `SELECT topic, count(*)::int AS n FROM outbox WHERE payload->>'sale_id' = $1 AND topic LIKE 'order.%' GROUP BY topic ORDER BY topic`, [sale.id]);
-      expect(events.rows).toEqual([{ topic: 'order.confirmed', n: 50 }, { topic: 'order.reserved', n: 50 }]);
+        `SELECT topic, count(*)::int AS n FROM outbox WHERE payload->>'sale_id' = $1 AND topic LIKE 'order.%' GROUP BY topic ORDER BY topic`,
+        [sale.id],
+      );
+      expect(events.rows).toEqual([
+        { topic: 'order.confirmed', n: 50 },
+        { topic: 'order.reserved', n: 50 },
+      ]);
     });
 
     test('confirming twice, even concurrently, confirms once and sells once', async () => {
@@ -231,7 +265,13 @@ export function ledgerContract(name: string, open: () => Promise<LedgerFixture |
       const auth = await authorise('erin');
       const order = await ledger.reserveOrder(newOrder(sale.id, { userId: 'erin' }));
       expect(await ledger.confirmOrder(order.id, auth.id, { capturedCents: 49_900 })).toMatchObject({ status: 'confirmed', paymentId: auth.id });
-      expect(await ledger.getPayment(auth.id)).toMatchObject({ status: 'captured', capturedCents: 49_900, orderId: order.id, endedReason: 'captured', gatewayRef: 'ch_erin' });
+      expect(await ledger.getPayment(auth.id)).toMatchObject({
+        status: 'captured',
+        capturedCents: 49_900,
+        orderId: order.id,
+        endedReason: 'captured',
+        gatewayRef: 'ch_erin',
+      });
       // (The order's own event names its payment too.)
       expect((await topicsOf('payment_id', auth.id)).sort()).toEqual(['order.confirmed', 'payment.authorized', 'payment.captured']);
       // Again: nothing moves twice.
@@ -291,7 +331,9 @@ export function ledgerContract(name: string, open: () => Promise<LedgerFixture |
       const orders = [];
       for (let i = 0; i < 40; i++) orders.push(await ledger.reserveOrder(newOrder(sale.id, { userId: `u${i}`, quantity: 1 })));
       // Confirm orders one by one while snapshots are taken: in each, sold + held is the same total.
-      const confirming = (async () => { for (const o of orders) await ledger.confirmOrder(o.id, null); })();
+      const confirming = (async () => {
+        for (const o of orders) await ledger.confirmOrder(o.id, null);
+      })();
       const snaps = [];
       for (let i = 0; i < 15; i++) snaps.push(await ledger.saleSnapshot(sale.id));
       await confirming;
@@ -326,7 +368,10 @@ export function ledgerContract(name: string, open: () => Promise<LedgerFixture |
       const sale = await ledger.createSale(saleInput());
       const auth = await ledger.insertPayment(newAuth(sale.id));
       expect(auth).toMatchObject({ status: 'pending', capturedCents: 0, gatewayRef: null, ticketPlace: 1 });
-      expect(await ledger.transitionPayment(auth.id, ['pending'], 'authorized', { gatewayRef: 'ch_1' })).toMatchObject({ status: 'authorized', gatewayRef: 'ch_1' });
+      expect(await ledger.transitionPayment(auth.id, ['pending'], 'authorized', { gatewayRef: 'ch_1' })).toMatchObject({
+        status: 'authorized',
+        gatewayRef: 'ch_1',
+      });
       const [capture, voided] = await Promise.all([
         ledger.transitionPayment(auth.id, ['authorized'], 'captured', { capturedCents: 49_900, orderId: 'o1', endedReason: 'captured' }),
         ledger.transitionPayment(auth.id, ['authorized'], 'voided', { endedReason: 'sold_out' }),
@@ -352,11 +397,13 @@ export function ledgerContract(name: string, open: () => Promise<LedgerFixture |
       // All authorised at once; then for each, a capture and a void race, and a late second void follows.
       const authorised = await Promise.all(auths.map((a) => ledger.transitionPayment(a.id, ['pending'], 'authorized', { gatewayRef: `ref-${a.id}` })));
       expect(authorised.every((a) => a?.status === 'authorized')).toBe(true);
-      const raced = await Promise.all(auths.flatMap((a) => [
-        ledger.transitionPayment(a.id, ['authorized'], 'captured', { capturedCents: 49_900, endedReason: 'captured' }),
-        ledger.transitionPayment(a.id, ['authorized'], 'voided', { endedReason: 'sold_out' }),
-        ledger.transitionPayment(a.id, ['authorized'], 'voided', { endedReason: 'late' }),
-      ]));
+      const raced = await Promise.all(
+        auths.flatMap((a) => [
+          ledger.transitionPayment(a.id, ['authorized'], 'captured', { capturedCents: 49_900, endedReason: 'captured' }),
+          ledger.transitionPayment(a.id, ['authorized'], 'voided', { endedReason: 'sold_out' }),
+          ledger.transitionPayment(a.id, ['authorized'], 'voided', { endedReason: 'late' }),
+        ]),
+      );
       for (let i = 0; i < auths.length; i++) {
         const answers = raced.slice(3 * i, 3 * i + 3);
         expect(answers.filter((a) => a !== null)).toHaveLength(1);
@@ -371,7 +418,9 @@ export function ledgerContract(name: string, open: () => Promise<LedgerFixture |
         ledger.transitionPayment(chain.id, ['authorized'], 'captured', { capturedCents: 100 }),
       ]);
       expect([a?.status, b?.status]).toEqual(['authorized', 'captured']);
-      const events = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM outbox WHERE payload->>'sale_id' = $1 AND topic LIKE 'payment.%'`, [sale.id]);
+      const events = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM outbox WHERE payload->>'sale_id' = $1 AND topic LIKE 'payment.%'`, [
+        sale.id,
+      ]);
       expect(events.rows[0].n).toBe(40 + 40 + 2);
     });
 
@@ -401,7 +450,10 @@ export function ledgerContract(name: string, open: () => Promise<LedgerFixture |
       await ledger.appendEvent('test.one', { n: 1, nested: { ok: true } });
       await ledger.appendEvent('test.two', { n: 2 });
       const pending = await ledger.pendingEvents(10);
-      expect(pending.map((e) => [e.topic, e.payload])).toEqual([['test.one', { n: 1, nested: { ok: true } }], ['test.two', { n: 2 }]]);
+      expect(pending.map((e) => [e.topic, e.payload])).toEqual([
+        ['test.one', { n: 1, nested: { ok: true } }],
+        ['test.two', { n: 2 }],
+      ]);
       expect(typeof pending[0].id).toBe('number');
       expect(pending[0].createdAt).toBeInstanceOf(Date);
       expect(await ledger.pendingEvents(1)).toHaveLength(1);

@@ -12,13 +12,17 @@ let reachable = true;
 
 beforeAll(async () => {
   ledger = await openLedger({});
-  try { (await connect({ servers: NATS, timeout: 2000 })).close(); } catch (err) {
+  try {
+    await (await connect({ servers: NATS, timeout: 2000 })).close();
+  } catch (err) {
     if (process.env.CI) throw new Error(`NATS is required in CI but ${NATS} is unreachable: ${(err as Error).message}`);
     console.warn(`\n!!! SKIPPING the outbox relay test: NATS at ${NATS} is unreachable\n`);
     reachable = false;
   }
 });
-afterAll(async () => { await ledger.close(); });
+afterAll(async () => {
+  await ledger.close();
+});
 
 it('publishes every outbox event once, in order, and marks it', async (ctx) => {
   if (!reachable) return ctx.skip();

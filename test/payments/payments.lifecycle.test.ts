@@ -14,8 +14,12 @@ const oneUnit = { items: [{ sku: 'phone', name: 'Phone', price_cents: 30_000, cu
 
 describeStacks('the payment tier', (kind) => {
   let stack: Stack | null;
-  beforeAll(async () => { stack = await openStack(kind, { rateLimits: { buckets: { purchase: [] } } }); });
-  afterAll(async () => { await stack?.close(); });
+  beforeAll(async () => {
+    stack = await openStack(kind, { rateLimits: { buckets: { purchase: [] } } });
+  });
+  afterAll(async () => {
+    await stack?.close();
+  });
 
   async function shopper(s: Stack, saleId: string) {
     const user = await userToken(s);
@@ -25,7 +29,12 @@ describeStacks('the payment tier', (kind) => {
   const preAuth = (s: Stack, saleId: string, u: { headers: Record<string, string>; ticket: string }, token = 'tok_visa') =>
     s.app.inject({ method: 'POST', url: `/api/flash-sales/${saleId}/pre-auth`, headers: u.headers, payload: { ticket: u.ticket, payment_token: token } });
   const buy = (s: Stack, saleId: string, u: { headers: Record<string, string>; ticket: string }, extra: Record<string, unknown> = {}, key = randomUUID()) =>
-    s.app.inject({ method: 'POST', url: `/api/flash-sales/${saleId}/purchase`, headers: { ...u.headers, 'idempotency-key': key }, payload: { ticket: u.ticket, sku: 'phone', ...extra } });
+    s.app.inject({
+      method: 'POST',
+      url: `/api/flash-sales/${saleId}/purchase`,
+      headers: { ...u.headers, 'idempotency-key': key },
+      payload: { ticket: u.ticket, sku: 'phone', ...extra },
+    });
 
   it('every authorisation of a sold-out sale ends captured or voided, none twice', async (ctx) => {
     if (!stack) return ctx.skip();
@@ -64,7 +73,13 @@ describeStacks('the payment tier', (kind) => {
     // the moment a sweep can fall into (seen in a 10k rehearsal: 11 buyers declined this way).
     const ticket = s.runtime.queue.verify(sale.id, winner.ticket);
     const held = await s.engine.reserve(sale.id, {
-      userId: ticket.userId, place: ticket.place, sku: 'phone', quantity: 1, idempotencyKey: randomUUID(), fingerprint: 'phone\u00001', holdId: randomUUID(),
+      userId: ticket.userId,
+      place: ticket.place,
+      sku: 'phone',
+      quantity: 1,
+      idempotencyKey: randomUUID(),
+      fingerprint: 'phone\u00001',
+      holdId: randomUUID(),
     });
     expect(held.kind).toBe('held');
     await s.runtime.monitor.refresh(sale.id);
@@ -122,7 +137,12 @@ describeStacks('the payment tier', (kind) => {
     expect(reserved.json().status).toBe('reserved');
     const other = await userToken(s);
     expect((await s.app.inject({ url: `/api/orders/${reserved.json().order_id}`, headers: other.headers })).statusCode).toBe(404);
-    const badCard = await s.app.inject({ method: 'POST', url: `/api/orders/${reserved.json().order_id}/pay`, headers: b.headers, payload: { payment_token: '4000000000000002' } });
+    const badCard = await s.app.inject({
+      method: 'POST',
+      url: `/api/orders/${reserved.json().order_id}/pay`,
+      headers: b.headers,
+      payload: { payment_token: '4000000000000002' },
+    });
     expect(badCard.statusCode).toBe(402);
     expect((await s.runtime.ledger.getOrder(reserved.json().order_id))?.status).toBe('failed');
     expect((await s.runtime.engine.snapshot(sale.id, 0)).remaining.phone).toBe(1);

@@ -25,7 +25,10 @@ describe('sandbox gateway: test cards (SPEC §5)', () => {
   it.each(['tok_chargeDeclined', '4000000000000002', 'tok_neverIssued'])('%s is declined at authorisation and at charge', async (token) => {
     const gw = fast();
     expect(await auth(gw, token)).toMatchObject({ ok: false, reason: 'declined' });
-    expect(await gw.charge({ idempotencyKey: key('ch'), paymentToken: token, amountCents: 500, currency: 'eur' })).toMatchObject({ ok: false, reason: 'declined' });
+    expect(await gw.charge({ idempotencyKey: key('ch'), paymentToken: token, amountCents: 500, currency: 'eur' })).toMatchObject({
+      ok: false,
+      reason: 'declined',
+    });
     expect(gw.authorizations()).toMatchObject([{ status: 'declined', captures: 0 }]);
     expect(gw.charges()).toMatchObject([{ status: 'declined' }]);
   });

@@ -110,9 +110,10 @@ describe('sandbox gateway: one answer per idempotency key', () => {
         // Winners (even) are captured, losers voided; each retried with its one key, several times
         // over to mimic a client that also retries on success.
         for (let r = 0; r < 3; r++) {
-          const o = i % 2 === 0
-            ? await untilAnswered(() => gw.capture({ idempotencyKey: `cap:${i}`, ref, amountCents: 1000 }))
-            : await untilAnswered(() => gw.void({ idempotencyKey: `void:${i}`, ref }));
+          const o =
+            i % 2 === 0
+              ? await untilAnswered(() => gw.capture({ idempotencyKey: `cap:${i}`, ref, amountCents: 1000 }))
+              : await untilAnswered(() => gw.void({ idempotencyKey: `void:${i}`, ref }));
           expect(o).toMatchObject({ ok: true, ref });
         }
       }),

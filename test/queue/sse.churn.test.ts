@@ -12,7 +12,11 @@ import { adminHeaders, admitEveryone, createSale, describeStacks, enter, openSta
 
 const SHOPPERS = 150;
 
-interface Held { events: string[]; req: http.ClientRequest; done: Promise<void> }
+interface Held {
+  events: string[];
+  req: http.ClientRequest;
+  done: Promise<void>;
+}
 
 /** Opens a stream and keeps it, collecting event names until the server ends it. */
 function hold(port: number, path: string): Held {
@@ -55,15 +59,20 @@ async function churn(port: number, path: string): Promise<void> {
   const streams = kind === 2 ? [hold(port, path), hold(port, path)] : [hold(port, path)];
   await sleep(Math.random() * 150);
   for (const s of streams) {
-    if (kind === 3) s.req.socket?.end(); else s.req.destroy();
+    if (kind === 3) s.req.socket?.end();
+    else s.req.destroy();
   }
 }
 
 describeStacks('event streams under churn', (kind) => {
   let stack: Stack | null;
   const log = recordingLogger();
-  beforeAll(async () => { stack = await openStack(kind, { log: log.logger, appLogger: log.logger }); });
-  afterAll(async () => { await stack?.close(); });
+  beforeAll(async () => {
+    stack = await openStack(kind, { log: log.logger, appLogger: log.logger });
+  });
+  afterAll(async () => {
+    await stack?.close();
+  });
 
   it('a cancel and a sell-out amid streams opening and aborting at random: node alive, no error logged, nothing left behind', async (ctx) => {
     if (!stack) return ctx.skip();
@@ -82,30 +91,54 @@ describeStacks('event streams under churn', (kind) => {
     const reservers = await Promise.all([0, 1, 2].map(() => userToken(s)));
     const doomedTickets = await Promise.all(reservers.map((b) => enter(s, doomed.id, b)));
     await admitEveryone(s, doomed.id);
-    const reserved = await Promise.all(reservers.map((b, i) => s.app.inject({
-      method: 'POST', url: `/api/flash-sales/${doomed.id}/purchase`, headers: { ...b.headers, 'idempotency-key': randomUUID() },
-      payload: { ticket: doomedTickets[i].queue_ticket, sku: 'phone' },
-    })));
+    const reserved = await Promise.all(
+      reservers.map((b, i) =>
+        s.app.inject({
+          method: 'POST',
+          url: `/api/flash-sales/${doomed.id}/purchase`,
+          headers: { ...b.headers, 'idempotency-key': randomUUID() },
+          payload: { ticket: doomedTickets[i].queue_ticket, sku: 'phone' },
+        }),
+      ),
+    );
     expect(reserved.map((r) => r.json().status)).toEqual(['reserved', 'reserved', 'reserved']);
     const shoppers = await Promise.all(Array.from({ length: SHOPPERS }, () => userToken(s)));
-    const paths = async (saleId: string) => (await Promise.all(shoppers.map((u) => enter(s, saleId, u))))
-      .map((t) => `/api/flash-sales/${saleId}/events?ticket=${encodeURIComponent(t.queue_ticket)}`);
+    const paths = async (saleId: string) =>
+      (await Promise.all(shoppers.map((u) => enter(s, saleId, u)))).map(
+        (t) => `/api/flash-sales/${saleId}/events?ticket=${encodeURIComponent(t.queue_ticket)}`,
+      );
     const [sellingPaths, doomedPaths] = await Promise.all([paths(selling.id), paths(doomed.id)]);
 
     // A third of the shoppers keep their stream; the others churn, three rounds each.
-    const kept = [...sellingPaths.slice(0, 50).map((p) => ({ sale: 'selling', h: hold(port, p) })), ...doomedPaths.slice(0, 50).map((p) => ({ sale: 'doomed', h: hold(port, p) }))];
-    const churning = Promise.all([...sellingPaths.slice(50), ...doomedPaths.slice(50)].map(async (p) => {
-      for (let round = 0; round < 3; round++) { await sleep(Math.random() * 300); await churn(port, p); }
-    }));
+    const kept = [
+      ...sellingPaths.slice(0, 50).map((p) => ({ sale: 'selling', h: hold(port, p) })),
+      ...doomedPaths.slice(0, 50).map((p) => ({ sale: 'doomed', h: hold(port, p) })),
+    ];
+    const churning = Promise.all(
+      [...sellingPaths.slice(50), ...doomedPaths.slice(50)].map(async (p) => {
+        for (let round = 0; round < 3; round++) {
+          await sleep(Math.random() * 300);
+          await churn(port, p);
+        }
+      }),
+    );
 
     // Mid-churn: sell the last units, cancel the other sale (twice, as an impatient admin would).
     await sleep(200);
-    const bought = await Promise.all(buyers.map((b, i) => s.app.inject({
-      method: 'POST', url: `/api/flash-sales/${selling.id}/purchase`, headers: { ...b.headers, 'idempotency-key': randomUUID() },
-      payload: { ticket: buyerTickets[i].queue_ticket, sku: 'phone', payment_token: 'tok_visa' },
-    })));
+    const bought = await Promise.all(
+      buyers.map((b, i) =>
+        s.app.inject({
+          method: 'POST',
+          url: `/api/flash-sales/${selling.id}/purchase`,
+          headers: { ...b.headers, 'idempotency-key': randomUUID() },
+          payload: { ticket: buyerTickets[i].queue_ticket, sku: 'phone', payment_token: 'tok_visa' },
+        }),
+      ),
+    );
     expect(bought.map((r) => r.statusCode)).toEqual([201, 201, 201]);
-    const cancels = await Promise.all([1, 2].map(() => s.app.inject({ method: 'POST', url: `/api/admin/flash-sales/${doomed.id}/cancel`, headers: adminHeaders })));
+    const cancels = await Promise.all(
+      [1, 2].map(() => s.app.inject({ method: 'POST', url: `/api/admin/flash-sales/${doomed.id}/cancel`, headers: adminHeaders })),
+    );
     expect(cancels.map((r) => r.statusCode)).toEqual([200, 200]);
     await s.runtime.monitor.refresh(selling.id);
     await s.runtime.monitor.refresh(doomed.id);

@@ -6,7 +6,10 @@ import { admitEveryone, createSale, describeStacks, enter, openStack, userToken,
 
 const STREAMS = 2000;
 
-interface Listener { events: Array<{ event: string; data: any; at: number }>; req: http.ClientRequest }
+interface Listener {
+  events: Array<{ event: string; data: any; at: number }>;
+  req: http.ClientRequest;
+}
 
 function listen(port: number, path: string, agent: http.Agent): Promise<Listener> {
   return new Promise((resolve, reject) => {
@@ -34,13 +37,20 @@ function listen(port: number, path: string, agent: http.Agent): Promise<Listener
 
 describeStacks('sold-out push', (kind) => {
   let stack: Stack | null;
-  beforeAll(async () => { stack = await openStack(kind); });
-  afterAll(async () => { await stack?.close(); });
+  beforeAll(async () => {
+    stack = await openStack(kind);
+  });
+  afterAll(async () => {
+    await stack?.close();
+  });
 
   it(`${STREAMS} open event streams all hear sold_out when the last unit sells`, async (ctx) => {
     if (!stack) return ctx.skip();
     const s = stack;
-    const sale = await createSale(s, { items: [{ sku: 'phone', name: 'Phone', price_cents: 100, currency: 'EUR', quantity: 1, per_user_limit: 1 }], queue: { admission_rate_per_sec: 1, max_active: 1 } });
+    const sale = await createSale(s, {
+      items: [{ sku: 'phone', name: 'Phone', price_cents: 100, currency: 'EUR', quantity: 1, per_user_limit: 1 }],
+      queue: { admission_rate_per_sec: 1, max_active: 1 },
+    });
     const buyer = await userToken(s);
     const buyerTicket = await enter(s, sale.id, buyer);
     await admitEveryone(s, sale.id);
@@ -53,13 +63,22 @@ describeStacks('sold-out push', (kind) => {
     const agent = new http.Agent({ keepAlive: true, maxSockets: Infinity });
     const listeners: Listener[] = [];
     for (let i = 0; i < waiting.length; i += 200) {
-      listeners.push(...(await Promise.all(waiting.slice(i, i + 200).map((t) => listen(port, `/api/flash-sales/${sale.id}/events?ticket=${encodeURIComponent(t.queue_ticket)}`, agent)))));
+      listeners.push(
+        ...(await Promise.all(
+          waiting.slice(i, i + 200).map((t) => listen(port, `/api/flash-sales/${sale.id}/events?ticket=${encodeURIComponent(t.queue_ticket)}`, agent)),
+        )),
+      );
     }
     expect(s.runtime.sse.size).toBe(STREAMS);
     for (const l of listeners) expect(['position']).toContain(l.events[0].event);
 
     const soldAt = Date.now();
-    const res = await s.app.inject({ method: 'POST', url: `/api/flash-sales/${sale.id}/purchase`, headers: { ...buyer.headers, 'idempotency-key': randomUUID() }, payload: { ticket: buyerTicket.queue_ticket, sku: 'phone' } });
+    const res = await s.app.inject({
+      method: 'POST',
+      url: `/api/flash-sales/${sale.id}/purchase`,
+      headers: { ...buyer.headers, 'idempotency-key': randomUUID() },
+      payload: { ticket: buyerTicket.queue_ticket, sku: 'phone' },
+    });
     expect(res.statusCode).toBe(201);
     // Every stream must hear it; how fast is measured by the rehearsal (target ≤ 1 s), not asserted here.
     const deadline = Date.now() + 20_000;

@@ -15,13 +15,20 @@ import { createSale, describeStacks, enter, openStack, userToken, type Stack } f
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-interface Client { events: Array<{ event: string; data: any }>; status: number; req: http.ClientRequest; ended: Promise<void> }
+interface Client {
+  events: Array<{ event: string; data: any }>;
+  status: number;
+  req: http.ClientRequest;
+  ended: Promise<void>;
+}
 
 function open(port: number, path: string): Promise<Client> {
   return new Promise((resolve, reject) => {
     const c = { events: [] as Client['events'] } as Client;
     let endedResolve!: () => void;
-    c.ended = new Promise((r) => { endedResolve = r; });
+    c.ended = new Promise((r) => {
+      endedResolve = r;
+    });
     c.req = http.get({ host: '127.0.0.1', port, path, agent: false }, (res) => {
       c.status = res.statusCode!;
       res.setEncoding('utf8');
@@ -36,7 +43,10 @@ function open(port: number, path: string): Promise<Client> {
         }
         resolve(c);
       });
-      res.on('end', () => { resolve(c); endedResolve(); });
+      res.on('end', () => {
+        resolve(c);
+        endedResolve();
+      });
       res.on('close', () => endedResolve());
     });
     c.req.on('error', reject);
@@ -97,7 +107,9 @@ describeStacks('event streams per ticket and per address', (kind) => {
     await stack.app.listen({ port: 0, host: '127.0.0.1' });
     port = (stack.app.server.address() as { port: number }).port;
   });
-  afterAll(async () => { await stack?.close(); });
+  afterAll(async () => {
+    await stack?.close();
+  });
 
   it('twenty streams of one ticket in a second leave one open: each newer one replaces the older', async (ctx) => {
     if (!stack) return ctx.skip();

@@ -9,12 +9,20 @@ describeStacks('hostile tickets', (kind) => {
   // Many refusals from one user in a second: the purchase rate limit would answer first.
   // No background admission: whether a ticket is admitted is this file's to decide (admitEveryone),
   // or a loaded machine lets the controller admit one between two steps of a test.
-  beforeAll(async () => { stack = await openStack(kind, { rateLimits: { buckets: { purchase: [] } }, workers: false }); });
-  afterAll(async () => { await stack?.close(); });
-
-  const purchase = (s: Stack, saleId: string, headers: Record<string, string>, ticket: string) => s.app.inject({
-    method: 'POST', url: `/api/flash-sales/${saleId}/purchase`, headers: { ...headers, 'idempotency-key': randomUUID() }, payload: { ticket, sku: 'phone' },
+  beforeAll(async () => {
+    stack = await openStack(kind, { rateLimits: { buckets: { purchase: [] } }, workers: false });
   });
+  afterAll(async () => {
+    await stack?.close();
+  });
+
+  const purchase = (s: Stack, saleId: string, headers: Record<string, string>, ticket: string) =>
+    s.app.inject({
+      method: 'POST',
+      url: `/api/flash-sales/${saleId}/purchase`,
+      headers: { ...headers, 'idempotency-key': randomUUID() },
+      payload: { ticket, sku: 'phone' },
+    });
   const status = (s: Stack, saleId: string, ticket: string) => s.app.inject({ url: `/api/flash-sales/${saleId}/status?ticket=${encodeURIComponent(ticket)}` });
 
   it('refuses forged, expired, other-user and other-sale tickets with distinct codes', async (ctx) => {
@@ -33,9 +41,23 @@ describeStacks('hostile tickets', (kind) => {
     fields[3] = 0;
     const tampered = `${Buffer.from(JSON.stringify(fields)).toString('base64url')}.${mac}`;
     // Signed with a key that is not ours.
-    const foreign = new TicketSigner('another-secret-entirely-0123456789abcdef').sign({ saleId: sale.id, userId: alice.sub, place: 1, epoch: fields[4], expiresAt: Date.now() + 60_000, shadow: false });
+    const foreign = new TicketSigner('another-secret-entirely-0123456789abcdef').sign({
+      saleId: sale.id,
+      userId: alice.sub,
+      place: 1,
+      epoch: fields[4],
+      expiresAt: Date.now() + 60_000,
+      shadow: false,
+    });
     // Ours, but past its end.
-    const expired = s.runtime.queue['tickets'].sign({ saleId: sale.id, userId: alice.sub, place: 1, epoch: fields[4], expiresAt: Date.now() - 1000, shadow: false });
+    const expired = s.runtime.queue['tickets'].sign({
+      saleId: sale.id,
+      userId: alice.sub,
+      place: 1,
+      epoch: fields[4],
+      expiresAt: Date.now() - 1000,
+      shadow: false,
+    });
 
     const codes = async (ticket: string, headers = alice.headers, saleId = sale.id) => {
       const r = await purchase(s, saleId, headers, ticket);
@@ -62,13 +84,33 @@ describeStacks('hostile tickets', (kind) => {
     const sale = await createSale(s);
     const alice = await userToken(s);
     const t = await enter(s, sale.id, alice);
-    const noAuth = await s.app.inject({ method: 'POST', url: `/api/flash-sales/${sale.id}/purchase`, headers: { 'idempotency-key': 'k' }, payload: { ticket: t.queue_ticket, sku: 'phone' } });
+    const noAuth = await s.app.inject({
+      method: 'POST',
+      url: `/api/flash-sales/${sale.id}/purchase`,
+      headers: { 'idempotency-key': 'k' },
+      payload: { ticket: t.queue_ticket, sku: 'phone' },
+    });
     expect([noAuth.statusCode, noAuth.json().error.code]).toEqual([401, 'UNAUTHENTICATED']);
-    const badJwt = await s.app.inject({ method: 'POST', url: `/api/flash-sales/${sale.id}/purchase`, headers: { authorization: 'Bearer abc.def.ghi', 'idempotency-key': 'k' }, payload: { ticket: t.queue_ticket, sku: 'phone' } });
+    const badJwt = await s.app.inject({
+      method: 'POST',
+      url: `/api/flash-sales/${sale.id}/purchase`,
+      headers: { authorization: 'Bearer abc.def.ghi', 'idempotency-key': 'k' },
+      payload: { ticket: t.queue_ticket, sku: 'phone' },
+    });
     expect([badJwt.statusCode, badJwt.json().error.code]).toEqual([401, 'UNAUTHENTICATED']);
-    const noKey = await s.app.inject({ method: 'POST', url: `/api/flash-sales/${sale.id}/purchase`, headers: alice.headers, payload: { ticket: t.queue_ticket, sku: 'phone' } });
+    const noKey = await s.app.inject({
+      method: 'POST',
+      url: `/api/flash-sales/${sale.id}/purchase`,
+      headers: alice.headers,
+      payload: { ticket: t.queue_ticket, sku: 'phone' },
+    });
     expect([noKey.statusCode, noKey.json().error.code]).toEqual([400, 'IDEMPOTENCY_KEY_REQUIRED']);
-    const notAdmitted = await s.app.inject({ method: 'POST', url: `/api/flash-sales/${sale.id}/purchase`, headers: { ...alice.headers, 'idempotency-key': 'k2' }, payload: { ticket: t.queue_ticket, sku: 'phone' } });
+    const notAdmitted = await s.app.inject({
+      method: 'POST',
+      url: `/api/flash-sales/${sale.id}/purchase`,
+      headers: { ...alice.headers, 'idempotency-key': 'k2' },
+      payload: { ticket: t.queue_ticket, sku: 'phone' },
+    });
     expect([notAdmitted.statusCode, notAdmitted.json().error.code]).toEqual([403, 'NOT_ADMITTED']);
     // None of it leaks a stack trace.
     for (const r of [noAuth, badJwt, noKey, notAdmitted]) expect(r.body).not.toMatch(/at .*\.ts:\d+/);

@@ -6,8 +6,12 @@ import { adminHeaders, createSale, describeStacks, openStack, saleBody, type Sta
 
 describeStacks('sale administration', (kind) => {
   let stack: Stack | null;
-  beforeAll(async () => { stack = await openStack(kind); });
-  afterAll(async () => { await stack?.close(); });
+  beforeAll(async () => {
+    stack = await openStack(kind);
+  });
+  afterAll(async () => {
+    await stack?.close();
+  });
 
   const create = (s: Stack, body: unknown, headers: Record<string, string> = adminHeaders) =>
     s.app.inject({ method: 'POST', url: '/api/admin/flash-sales', headers, payload: body as object });
@@ -47,10 +51,27 @@ describeStacks('sale administration', (kind) => {
     if (!stack) return ctx.skip();
     const s = stack;
     const later = new Date(Date.now() + 600_000).toISOString();
-    const sale = await createSale(s, { starts_at: later, items: [{ ...item, quantity: 5 }, { ...item, sku: 'b', quantity: 7 }] });
-    expect(sale).toMatchObject({ status: 'scheduled', items: [{ sku: 'a', remaining: 5 }, { sku: 'b', remaining: 7 }] });
+    const sale = await createSale(s, {
+      starts_at: later,
+      items: [
+        { ...item, quantity: 5 },
+        { ...item, sku: 'b', quantity: 7 },
+      ],
+    });
+    expect(sale).toMatchObject({
+      status: 'scheduled',
+      items: [
+        { sku: 'a', remaining: 5 },
+        { sku: 'b', remaining: 7 },
+      ],
+    });
 
-    const patched = await s.app.inject({ method: 'PATCH', url: `/api/admin/flash-sales/${sale.id}`, headers: adminHeaders, payload: { items: [{ ...item, quantity: 9 }] } });
+    const patched = await s.app.inject({
+      method: 'PATCH',
+      url: `/api/admin/flash-sales/${sale.id}`,
+      headers: adminHeaders,
+      payload: { items: [{ ...item, quantity: 9 }] },
+    });
     expect(patched.statusCode).toBe(200);
     expect(patched.json().items).toMatchObject([{ sku: 'a', quantity: 9, remaining: 9 }]);
 
@@ -66,7 +87,9 @@ describeStacks('sale administration', (kind) => {
     expect(cancelled.json().status).toBe('cancelled');
     const after = await s.app.inject({ method: 'PATCH', url: `/api/admin/flash-sales/${sale.id}`, headers: adminHeaders, payload: { name: 'x' } });
     expect([after.statusCode, after.json().error.code]).toEqual([410, 'SALE_CANCELLED']);
-    expect((await s.app.inject({ url: '/api/admin/flash-sales/00000000-0000-0000-0000-000000000000', headers: adminHeaders })).json().error.code).toBe('SALE_NOT_FOUND');
+    expect((await s.app.inject({ url: '/api/admin/flash-sales/00000000-0000-0000-0000-000000000000', headers: adminHeaders })).json().error.code).toBe(
+      'SALE_NOT_FOUND',
+    );
   });
 
   it('refuses changes once the sale has started', async (ctx) => {

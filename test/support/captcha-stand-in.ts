@@ -10,7 +10,7 @@
  * Rules: the token `pass` succeeds, every other token fails; a wrong secret fails with
  * `invalid-input-secret` when the stand-in was given one to expect. Every request is recorded.
  */
-import { createServer, type IncomingMessage } from 'node:http';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 export interface SiteverifyRequest {
@@ -40,7 +40,7 @@ export interface CaptchaStandInOptions {
 /** Starts the stand-in on 127.0.0.1 and a free port. */
 export async function startCaptchaStandIn(opts: CaptchaStandInOptions = {}): Promise<CaptchaStandIn> {
   const requests: SiteverifyRequest[] = [];
-  const server = createServer(async (req, res) => {
+  const handle = async (req: IncomingMessage, res: ServerResponse) => {
     const form = new URLSearchParams(await readBody(req));
     const record: SiteverifyRequest = {
       secret: form.get('secret'),
@@ -64,6 +64,13 @@ export async function startCaptchaStandIn(opts: CaptchaStandInOptions = {}): Pro
       answer = { success: false, 'error-codes': ['invalid-input-response'] };
     }
     res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(answer));
+  };
+  // A request that fails answers 500 instead of leaving an unhandled rejection.
+  const server = createServer((req, res) => {
+    handle(req, res).catch(() => {
+      res.statusCode = 500;
+      res.end();
+    });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;

@@ -15,6 +15,8 @@ export interface RedisTestEngine {
 }
 
 export async function redisTestEngine(): Promise<RedisTestEngine | null> {
+  // `npm run test:unit`: no services at all, so the Redis parts skip.
+  if (process.env.STAMPEDE_TEST_SERVICES === 'none') return null;
   const url = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
   const redis = new Redis(url, {
     ...REDIS_CLIENT_OPTIONS,
@@ -36,7 +38,9 @@ export async function redisTestEngine(): Promise<RedisTestEngine | null> {
   const prefix = `stampede-test-${randomBytes(6).toString('hex')}`;
   const engine = new RedisEngine(redis, { prefix });
   return {
-    engine, redis, prefix,
+    engine,
+    redis,
+    prefix,
     async cleanup() {
       // The engine's keys, and the rate limits a node keeps under `dev:<prefix>` outside production.
       await deleteKeys(redis, `${prefix}*`, `dev:${prefix}*`);

@@ -23,7 +23,8 @@ import { requirePostgres, withTempDatabase } from './pg.js';
 const testLog = process.env.TEST_LOG ? pino({ level: 'warn' }) : undefined;
 
 export type StackKind = 'embedded' | 'redis+pg';
-export const STACKS: StackKind[] = ['embedded', 'redis+pg'];
+/** Both stacks; `npm run test:unit` (STAMPEDE_TEST_SERVICES=none) runs the embedded one only. */
+export const STACKS: StackKind[] = process.env.STAMPEDE_TEST_SERVICES === 'none' ? ['embedded'] : ['embedded', 'redis+pg'];
 
 export const ADMIN_TOKEN = 'test-admin-token-0123456789';
 
@@ -77,27 +78,43 @@ export async function openStack(kind: StackKind, opts: StackOptions = {}): Promi
     cleanups.push(() => ledger.close());
   } else {
     const redis = await redisTestEngine();
-    if (!redis || !(await requirePostgres('stack redis+pg'))) { await redis?.cleanup(); return null; }
+    if (!redis || !(await requirePostgres('stack redis+pg'))) {
+      await redis?.cleanup();
+      return null;
+    }
     config = testConfig({ STAMPEDE_REDIS_PREFIX: redis.prefix, ...opts.env });
     const db = await withTempDatabase();
     const pgLedger = await openLedger({ databaseUrl: db.url, poolSize: 20 });
     engine = redis.engine;
     ledger = pgLedger;
     runtime = await Runtime.create({ log: testLog, ...opts, config, engine, ledger, gateway });
-    cleanups.push(() => pgLedger.close(), () => db.drop(), () => redis.cleanup());
+    cleanups.push(
+      () => pgLedger.close(),
+      () => db.drop(),
+      () => redis.cleanup(),
+    );
   }
   await runtime.start();
   const app = await buildApp(runtime, { logger: opts.appLogger ?? testLog });
   // Ready now: the tiers' background loops start here, as they do when a server listens.
   await app.ready();
   return {
-    kind, runtime, app, gateway: runtime.gateway as SandboxGateway, engine, ledger,
+    kind,
+    runtime,
+    app,
+    gateway: runtime.gateway as SandboxGateway,
+    engine,
+    ledger,
     // Every step runs even when one before it fails (a test that closed the ledger itself, say):
     // the temporary database and the Redis keys are dropped whatever happened.
     async close() {
       let first: unknown;
       for (const step of [() => app.close(), () => runtime.close(), ...cleanups]) {
-        try { await step(); } catch (err) { first ??= err; }
+        try {
+          await step();
+        } catch (err) {
+          first ??= err;
+        }
       }
       if (first) throw first;
     },
@@ -161,6 +178,13 @@ export async function admitEveryone(stack: Stack, saleId: string) {
  */
 export function recordingLogger() {
   const lines: Array<{ level: number; msg: string; err?: { message?: string; code?: string } }> = [];
-  const logger = pino({ level: 'warn' }, { write: (line: string) => { lines.push(JSON.parse(line)); } });
+  const logger = pino(
+    { level: 'warn' },
+    {
+      write: (line: string) => {
+        lines.push(JSON.parse(line));
+      },
+    },
+  );
   return { logger, lines, errors: () => lines.filter((l) => l.level >= 50) };
 }

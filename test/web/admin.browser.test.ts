@@ -61,7 +61,15 @@ describeBrowser('the admin dashboard', () => {
 
     await page.click('#new-sale');
     await page.locator('#view-form').waitFor({ state: 'visible' });
-    await fillSale(page, 'Spring Drop — Nova Buds', [['nova-buds', 'Nova Buds Pro', '149.00', '200'], ['nova-case', 'Nova Charging Case', '39.00', '100']], true);
+    await fillSale(
+      page,
+      'Spring Drop — Nova Buds',
+      [
+        ['nova-buds', 'Nova Buds Pro', '149.00', '200'],
+        ['nova-case', 'Nova Charging Case', '39.00', '100'],
+      ],
+      true,
+    );
     await page.fill('#f-rate', '20');
     await page.fill('#f-pow', '0');
     await screenshot(page, 'admin-new-sale.png');
@@ -70,7 +78,14 @@ describeBrowser('the admin dashboard', () => {
     const saleId = decodeURIComponent(page.url().split('#/sale/')[1]);
     expect(await page.textContent('#live-title')).toBe('Spring Drop — Nova Buds');
     const created = await stack.app.inject({ url: `/api/flash-sales/${saleId}` });
-    expect(created.json()).toMatchObject({ items: [{ sku: 'nova-buds', price_cents: 14_900, quantity: 200 }, { sku: 'nova-case', price_cents: 3_900 }], queue: { admission_rate_per_sec: 20 }, bot_protection: { pow_difficulty: 0 } });
+    expect(created.json()).toMatchObject({
+      items: [
+        { sku: 'nova-buds', price_cents: 14_900, quantity: 200 },
+        { sku: 'nova-case', price_cents: 3_900 },
+      ],
+      queue: { admission_rate_per_sec: 20 },
+      bot_protection: { pow_difficulty: 0 },
+    });
 
     // Shoppers arrive through the API over a few seconds and buy; some come back for a second one.
     const shoppers: Array<{ headers: Record<string, string>; ticket: string; bought: boolean }> = [];
@@ -81,11 +96,22 @@ describeBrowser('the admin dashboard', () => {
         shoppers.push({ headers: user.headers, ticket: queue_ticket, bought: false });
       }
       for (const s of shoppers.filter((x) => !x.bought).slice(0, 4)) {
-        const res = await stack.app.inject({ method: 'POST', url: `/api/flash-sales/${saleId}/purchase`, headers: { ...s.headers, 'idempotency-key': randomUUID() }, payload: { ticket: s.ticket, sku: Math.random() < 0.7 ? 'nova-buds' : 'nova-case', payment_token: 'tok_visa' } });
+        const res = await stack.app.inject({
+          method: 'POST',
+          url: `/api/flash-sales/${saleId}/purchase`,
+          headers: { ...s.headers, 'idempotency-key': randomUUID() },
+          payload: { ticket: s.ticket, sku: Math.random() < 0.7 ? 'nova-buds' : 'nova-case', payment_token: 'tok_visa' },
+        });
         if (res.statusCode === 201) s.bought = true;
       }
       const greedy = shoppers.find((x) => x.bought);
-      if (greedy) await stack.app.inject({ method: 'POST', url: `/api/flash-sales/${saleId}/purchase`, headers: { ...greedy.headers, 'idempotency-key': randomUUID() }, payload: { ticket: greedy.ticket, sku: 'nova-buds', payment_token: 'tok_visa' } });
+      if (greedy)
+        await stack.app.inject({
+          method: 'POST',
+          url: `/api/flash-sales/${saleId}/purchase`,
+          headers: { ...greedy.headers, 'idempotency-key': randomUUID() },
+          payload: { ticket: greedy.ticket, sku: 'nova-buds', payment_token: 'tok_visa' },
+        });
       await new Promise((r) => setTimeout(r, 400));
     }
 

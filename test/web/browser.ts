@@ -13,15 +13,30 @@ export const SCREENSHOTS = 'test-artifacts/screenshots';
 export const PHONE = { width: 390, height: 844 };
 export const DESKTOP = { width: 1280, height: 900 };
 
-const ARGS = ['--headless=new', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const ARGS = [
+  '--headless=new',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
 
 /** `describe` when Chromium is there; otherwise a failing test in CI and a loud skip elsewhere. */
 export function describeBrowser(title: string, fn: () => void) {
   if (existsSync(CHROMIUM)) return describe(title, fn);
   if (process.env.CI) {
-    return describe(title, () => it('needs Chromium', () => { throw new Error(`Chromium not found at ${CHROMIUM}: apt-get install -y chromium`); }));
+    return describe(title, () =>
+      it('needs Chromium', () => {
+        throw new Error(`Chromium not found at ${CHROMIUM}: apt-get install -y chromium`);
+      }),
+    );
   }
-  console.warn(`\n⚠️  ${'='.repeat(70)}\n⚠️  SKIPPING browser tests "${title}": no Chromium at ${CHROMIUM}\n⚠️  (apt-get install -y chromium, or set CHROMIUM_PATH)\n⚠️  ${'='.repeat(70)}\n`);
+  console.warn(
+    `\n⚠️  ${'='.repeat(70)}\n⚠️  SKIPPING browser tests "${title}": no Chromium at ${CHROMIUM}\n⚠️  (apt-get install -y chromium, or set CHROMIUM_PATH)\n⚠️  ${'='.repeat(70)}\n`,
+  );
   return describe.skip(title, fn);
 }
 
@@ -43,7 +58,9 @@ export async function newPage(context: BrowserContext): Promise<{ page: Page; pr
   const page = await context.newPage();
   const problems: string[] = [];
   page.on('pageerror', (err) => problems.push(`pageerror: ${err.message}`));
-  page.on('console', (msg) => { if (msg.type() === 'error') problems.push(`console: ${msg.text()}`); });
+  page.on('console', (msg) => {
+    if (msg.type() === 'error') problems.push(`console: ${msg.text()}`);
+  });
   return { page, problems };
 }
 

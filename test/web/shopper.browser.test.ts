@@ -43,15 +43,20 @@ describeBrowser('a shopper on a phone', () => {
       const skew = 2 * 3600_000;
       class SkewedDate extends RealDate {
         constructor(...args: unknown[]) {
-          if (args.length === 0) super(RealDate.now() + skew); else super(...(args as [string]));
+          if (args.length === 0) super(RealDate.now() + skew);
+          else super(...(args as [string]));
         }
-        static now() { return RealDate.now() + skew; }
+        static now() {
+          return RealDate.now() + skew;
+        }
       }
       (globalThis as { Date: DateConstructor }).Date = SkewedDate as DateConstructor;
     });
     const { page, problems } = await newPage(context);
     const entries: string[] = [];
-    page.on('request', (req) => { if (req.url().endsWith('/enter-queue')) entries.push(req.postData() ?? ''); });
+    page.on('request', (req) => {
+      if (req.url().endsWith('/enter-queue')) entries.push(req.postData() ?? '');
+    });
 
     await page.goto(`${base}/sale?id=${sale.id}`);
     await page.locator('#countdown').waitFor({ state: 'visible' });
@@ -111,7 +116,11 @@ describeBrowser('a shopper on a phone', () => {
     await screenshot(page, 'sold-out.png');
 
     // The home page lists the current drops and links to them.
-    await createSale(stack, { name: 'Weekend Drop — Halo Watch', starts_at: new Date(Date.now() + 3 * 3600_000).toISOString(), items: [{ ...phone, sku: 'halo', name: 'Halo Watch', price_cents: 34_900, quantity: 300 }] });
+    await createSale(stack, {
+      name: 'Weekend Drop — Halo Watch',
+      starts_at: new Date(Date.now() + 3 * 3600_000).toISOString(),
+      items: [{ ...phone, sku: 'halo', name: 'Halo Watch', price_cents: 34_900, quantity: 300 }],
+    });
     await page.goto(`${base}/`);
     await page.locator('#drops li').first().waitFor();
     const link = page.locator('#drops a', { hasText: 'Midnight Drop — Aurora X1' });
@@ -123,7 +132,10 @@ describeBrowser('a shopper on a phone', () => {
   });
 
   it('an admitted shopper sees the drop sell out under them, live', async () => {
-    const sale = await createSale(stack, { name: 'Flash: Nova Buds', items: [{ ...phone, sku: 'nova', name: 'Nova Buds Pro', price_cents: 14_900, quantity: 1 }] });
+    const sale = await createSale(stack, {
+      name: 'Flash: Nova Buds',
+      items: [{ ...phone, sku: 'nova', name: 'Nova Buds Pro', price_cents: 14_900, quantity: 1 }],
+    });
     const context = await browser.newContext({ viewport: PHONE, isMobile: true });
     const { page, problems } = await newPage(context);
     await page.goto(`${base}/sale?id=${sale.id}`);
@@ -132,10 +144,20 @@ describeBrowser('a shopper on a phone', () => {
 
     const rival = await userToken(stack);
     const ticket = await enter(stack, sale.id, rival);
-    await expect.poll(async () => {
-      const res = await stack.app.inject({ method: 'POST', url: `/api/flash-sales/${sale.id}/purchase`, headers: { ...rival.headers, 'idempotency-key': randomUUID() }, payload: { ticket: ticket.queue_ticket, sku: 'nova', payment_token: 'tok_visa' } });
-      return res.statusCode;
-    }, { timeout: 10_000 }).toBe(201);
+    await expect
+      .poll(
+        async () => {
+          const res = await stack.app.inject({
+            method: 'POST',
+            url: `/api/flash-sales/${sale.id}/purchase`,
+            headers: { ...rival.headers, 'idempotency-key': randomUUID() },
+            payload: { ticket: ticket.queue_ticket, sku: 'nova', payment_token: 'tok_visa' },
+          });
+          return res.statusCode;
+        },
+        { timeout: 10_000 },
+      )
+      .toBe(201);
 
     await page.locator('#view-soldout').waitFor({ state: 'visible', timeout: 5000 });
     expect(faults(problems)).toEqual([]);

@@ -31,10 +31,16 @@ describe('the web assets', () => {
     stack = (await openStack('embedded', { workers: false }))!;
     assets = await loadAssets();
   });
-  afterAll(async () => { await stack?.close(); });
+  afterAll(async () => {
+    await stack?.close();
+  });
 
   it('serves the pages under their short paths, revalidating, with a content security policy', async () => {
-    for (const [path, title] of [['/', 'Drops'], ['/sale', 'Flash sale'], ['/admin', 'Dashboard']]) {
+    for (const [path, title] of [
+      ['/', 'Drops'],
+      ['/sale', 'Flash sale'],
+      ['/admin', 'Dashboard'],
+    ]) {
       const res = await stack.app.inject({ url: path });
       expect(res.statusCode).toBe(200);
       expect(res.headers['content-type']).toContain('text/html');
@@ -92,7 +98,18 @@ describe('the web assets', () => {
 
   it('keeps the shopper page light: all its JavaScript well under 30 KB, and a third of that on the wire', () => {
     const scripts = scriptsOf('/sale.html', assets);
-    for (const name of ['shop-api', 'sale-page', 'sale-state', 'sale-endings', 'sale-products', 'sale-drop', 'sale-waiting', 'sale-checkout', 'live-feed', 'pow-solver']) {
+    for (const name of [
+      'shop-api',
+      'sale-page',
+      'sale-state',
+      'sale-endings',
+      'sale-products',
+      'sale-drop',
+      'sale-waiting',
+      'sale-checkout',
+      'live-feed',
+      'pow-solver',
+    ]) {
       expect([...scripts.keys()].some((k) => k.includes(`/${name}.`))).toBe(true);
     }
     const sum = (size: (a: Asset) => number) => [...scripts.values()].reduce((n, a) => n + size(a), 0);

@@ -5,7 +5,12 @@
  */
 import autocannon from 'autocannon';
 
-export interface Item { method: 'GET' | 'POST'; path: string; headers: Record<string, string>; body?: string }
+export interface Item {
+  method: 'GET' | 'POST';
+  path: string;
+  headers: Record<string, string>;
+  body?: string;
+}
 
 export interface Measured {
   requestsPerSec: number;
@@ -23,23 +28,30 @@ export async function measure(url: string, items: Item[], opts: { connections: n
   const started = performance.now();
   let lastAnswer = started;
   const result = await new Promise<any>((resolve, reject) => {
-    const instance = autocannon({
-      url,
-      connections: opts.connections,
-      pipelining: 1,
-      ...(opts.amount ? { amount: opts.amount } : { duration: opts.durationSec ?? 5 }),
-      requests: [{
-        setupRequest: (req: any) => {
-          const it = items[i++ % items.length];
-          req.method = it.method;
-          req.path = it.path;
-          req.headers = it.headers;
-          req.body = it.body;
-          return req;
-        },
-      }],
-    }, (err: Error | null, res: unknown) => (err ? reject(err) : resolve(res)));
-    instance.on('response', () => { lastAnswer = performance.now(); });
+    const instance = autocannon(
+      {
+        url,
+        connections: opts.connections,
+        pipelining: 1,
+        ...(opts.amount ? { amount: opts.amount } : { duration: opts.durationSec ?? 5 }),
+        requests: [
+          {
+            setupRequest: (req: any) => {
+              const it = items[i++ % items.length];
+              req.method = it.method;
+              req.path = it.path;
+              req.headers = it.headers;
+              req.body = it.body;
+              return req;
+            },
+          },
+        ],
+      },
+      (err: Error | null, res: unknown) => (err ? reject(err) : resolve(res)),
+    );
+    instance.on('response', () => {
+      lastAnswer = performance.now();
+    });
   });
   const statuses: Record<string, number> = {};
   for (const [code, v] of Object.entries((result as any).statusCodeStats ?? {})) statuses[code] = (v as { count: number }).count;

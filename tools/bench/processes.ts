@@ -9,7 +9,12 @@ import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 
-export interface Served { url: string; pid: number; stop(): Promise<void>; log(): string }
+export interface Served {
+  url: string;
+  pid: number;
+  stop(): Promise<void>;
+  log(): string;
+}
 
 const tsx = import.meta.resolve('tsx');
 const root = fileURLToPath(new URL('../../', import.meta.url));
@@ -33,10 +38,14 @@ function freePort(): Promise<number> {
 export async function serve(file: string, env: Record<string, string>, readyPath: string, nodeArgs: string[] = []): Promise<Served> {
   const port = await freePort();
   const child: ChildProcess = spawn(process.execPath, [...nodeArgs, '--import', tsx, file], {
-    cwd: root, env: { ...process.env, ...env, PORT: String(port), HOST: '127.0.0.1' }, stdio: ['ignore', 'pipe', 'pipe'],
+    cwd: root,
+    env: { ...process.env, ...env, PORT: String(port), HOST: '127.0.0.1' },
+    stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
-  const keep = (b: Buffer) => { output = (output + b.toString()).slice(-20_000); };
+  const keep = (b: Buffer) => {
+    output = (output + b.toString()).slice(-20_000);
+  };
   child.stdout!.on('data', keep);
   child.stderr!.on('data', keep);
   const url = `http://127.0.0.1:${port}`;
@@ -46,12 +55,18 @@ export async function serve(file: string, env: Record<string, string>, readyPath
     try {
       const res = await fetch(url + readyPath);
       if (res.ok) break;
-    } catch { /* not up yet */ }
-    if (i > 300) { child.kill('SIGKILL'); throw new Error(`${file} did not become ready:\n${output}`); }
+    } catch {
+      /* not up yet */
+    }
+    if (i > 300) {
+      child.kill('SIGKILL');
+      throw new Error(`${file} did not become ready:\n${output}`);
+    }
     await new Promise((r) => setTimeout(r, 100));
   }
   return {
-    url, pid: child.pid!,
+    url,
+    pid: child.pid!,
     log: () => output,
     async stop() {
       if (child.exitCode !== null) return;

@@ -26,13 +26,20 @@ export interface Scenario {
   target: number;
 }
 
-export interface PrepareOptions { powRequests: number; enterRequests: number; purchaseRequests: number; tickets: number; solvers: number }
+export interface PrepareOptions {
+  powRequests: number;
+  enterRequests: number;
+  purchaseRequests: number;
+  tickets: number;
+  solvers: number;
+}
 
 const agent = new Agent({ connections: 64 });
 
 async function call(base: string, method: 'GET' | 'POST', path: string, headers: Record<string, string>, json?: unknown) {
   const res = await request(base + path, {
-    method, dispatcher: agent,
+    method,
+    dispatcher: agent,
     headers: json === undefined ? headers : { ...headers, 'content-type': 'application/json' },
     body: json === undefined ? undefined : JSON.stringify(json),
   });
@@ -44,9 +51,14 @@ async function call(base: string, method: 'GET' | 'POST', path: string, headers:
 async function pool<T>(n: number, width: number, fn: (i: number) => Promise<T>): Promise<T[]> {
   const out = new Array<T>(n);
   let next = 0;
-  await Promise.all(Array.from({ length: Math.min(width, n) }, async () => {
-    while (next < n) { const i = next++; out[i] = await fn(i); }
-  }));
+  await Promise.all(
+    Array.from({ length: Math.min(width, n) }, async () => {
+      while (next < n) {
+        const i = next++;
+        out[i] = await fn(i);
+      }
+    }),
+  );
   return out;
 }
 
@@ -56,14 +68,22 @@ export async function prepare(base: string, adminToken: string, userSecret: stri
   const secret = new TextEncoder().encode(userSecret);
   let users = 0;
   const user = async () => {
-    const token = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject(`bench-${tag}-${users++}`).setIssuedAt().setExpirationTime('2h').sign(secret);
+    const token = await new SignJWT({})
+      .setProtectedHeader({ alg: 'HS256' })
+      .setSubject(`bench-${tag}-${users++}`)
+      .setIssuedAt()
+      .setExpirationTime('2h')
+      .sign(secret);
     return { authorization: `Bearer ${token}` };
   };
   const sale = async (name: string, quantity: number, rate: number, pow: number) => {
     const r = await call(base, 'POST', '/api/admin/flash-sales', admin, {
-      name: `bench ${tag} ${name}`, starts_at: new Date(Date.now() - 1000).toISOString(), duration_sec: 7200,
+      name: `bench ${tag} ${name}`,
+      starts_at: new Date(Date.now() - 1000).toISOString(),
+      duration_sec: 7200,
       items: [{ sku: 'unit', name: 'Unit', price_cents: 10_000, currency: 'EUR', quantity, per_user_limit: 1 }],
-      queue: { mode: 'fifo', admission_rate_per_sec: rate, admitted_ttl_sec: 3600, max_active: 10_000_000 }, reservation_ttl_sec: 600,
+      queue: { mode: 'fifo', admission_rate_per_sec: rate, admitted_ttl_sec: 3600, max_active: 10_000_000 },
+      reservation_ttl_sec: 600,
       bot_protection: { pow_difficulty: pow },
     });
     if (r.status !== 201) throw new Error(`creating a sale failed: ${r.status} ${r.text}`);
@@ -74,8 +94,12 @@ export async function prepare(base: string, adminToken: string, userSecret: stri
     if (r.status !== 200) throw new Error(`enter-queue failed: ${r.status} ${r.text}`);
     return r.json.queue_ticket as string;
   };
-  const post = (path: string, headers: Record<string, string>, body: unknown, extra: Record<string, string> = {}): Item =>
-    ({ method: 'POST', path, headers: { ...headers, ...extra, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const post = (path: string, headers: Record<string, string>, body: unknown, extra: Record<string, string> = {}): Item => ({
+    method: 'POST',
+    path,
+    headers: { ...headers, ...extra, 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
   const sample = async (it: Item) => {
     const r = await call(base, it.method, it.path, it.headers, it.body === undefined ? undefined : JSON.parse(it.body));
     return { status: r.status, body: r.text };
@@ -95,7 +119,9 @@ export async function prepare(base: string, adminToken: string, userSecret: stri
 
   // Enter-queue with the proof-of-work off, and the tickets that status is asked about.
   const openSale = await sale('open', 10, 1, 0);
-  const enterPlainItems = await pool(opts.enterRequests + 1, 64, async () => post(`/api/flash-sales/${openSale}/enter-queue`, await user(), { fingerprint: randomBytes(8).toString('hex') }));
+  const enterPlainItems = await pool(opts.enterRequests + 1, 64, async () =>
+    post(`/api/flash-sales/${openSale}/enter-queue`, await user(), { fingerprint: randomBytes(8).toString('hex') }),
+  );
   log(`entering ${opts.tickets} users for status`);
   const statusItems = await pool(opts.tickets, 64, async () => {
     const ticket = await enter(openSale, await user());
@@ -110,7 +136,12 @@ export async function prepare(base: string, adminToken: string, userSecret: stri
     const ticket = await enter(stockSale, headers);
     const auth = await call(base, 'POST', `/api/flash-sales/${stockSale}/pre-auth`, headers, { ticket, payment_token: 'tok_visa' });
     if (auth.status !== 200) throw new Error(`pre-auth failed: ${auth.status} ${auth.text}`);
-    return post(`/api/flash-sales/${stockSale}/purchase`, headers, { ticket, sku: 'unit', quantity: 1 }, { 'idempotency-key': randomBytes(12).toString('hex') });
+    return post(
+      `/api/flash-sales/${stockSale}/purchase`,
+      headers,
+      { ticket, sku: 'unit', quantity: 1 },
+      { 'idempotency-key': randomBytes(12).toString('hex') },
+    );
   });
   // Admission runs every 100 ms: wait until the last buyer's ticket is admitted.
   const lastTicket = JSON.parse(buyItems[buyItems.length - 1].body!).ticket;
@@ -125,7 +156,13 @@ export async function prepare(base: string, adminToken: string, userSecret: stri
   const winner = await user();
   const winTicket = await enter(goneSale, winner);
   await new Promise((r) => setTimeout(r, 300));
-  const won = await call(base, 'POST', `/api/flash-sales/${goneSale}/purchase`, { ...winner, 'idempotency-key': 'win' }, { ticket: winTicket, sku: 'unit', quantity: 1, payment_token: 'tok_visa' });
+  const won = await call(
+    base,
+    'POST',
+    `/api/flash-sales/${goneSale}/purchase`,
+    { ...winner, 'idempotency-key': 'win' },
+    { ticket: winTicket, sku: 'unit', quantity: 1, payment_token: 'tok_visa' },
+  );
   if (won.status !== 201) throw new Error(`buying the last unit failed: ${won.status} ${won.text}`);
   await new Promise((r) => setTimeout(r, 300));
   const goneItems = await pool(opts.tickets, 64, async () => {
@@ -139,10 +176,53 @@ export async function prepare(base: string, adminToken: string, userSecret: stri
   const enterPlainSample = await sample(enterPlainItems.pop()!);
   const buySample = await sample(buyItems.pop()!);
   return [
-    { name: 'enter-queue', route: { method: 'POST', url: '/api/flash-sales/:id/enter-queue' }, saleId: queueSale, items: enterItems, amount: enterItems.length, expect: 200, sample: enterSample, target: 0.6 },
-    { name: 'enter-queue, no proof-of-work', route: { method: 'POST', url: '/api/flash-sales/:id/enter-queue' }, saleId: openSale, items: enterPlainItems, amount: enterPlainItems.length, expect: 200, sample: enterPlainSample, target: 0.6 },
-    { name: 'status', route: { method: 'GET', url: '/api/flash-sales/:id/status' }, saleId: openSale, items: statusItems, expect: 200, sample: await sample(statusItems[0]), target: 0.7 },
-    { name: 'purchase, with stock', route: { method: 'POST', url: '/api/flash-sales/:id/purchase' }, saleId: stockSale, items: buyItems, amount: buyItems.length, expect: 201, sample: buySample, target: 0.25 },
-    { name: 'purchase, sold out', route: { method: 'POST', url: '/api/flash-sales/:id/purchase' }, saleId: goneSale, items: goneItems, expect: 409, sample: await sample(goneItems[0]), target: 0.9 },
+    {
+      name: 'enter-queue',
+      route: { method: 'POST', url: '/api/flash-sales/:id/enter-queue' },
+      saleId: queueSale,
+      items: enterItems,
+      amount: enterItems.length,
+      expect: 200,
+      sample: enterSample,
+      target: 0.6,
+    },
+    {
+      name: 'enter-queue, no proof-of-work',
+      route: { method: 'POST', url: '/api/flash-sales/:id/enter-queue' },
+      saleId: openSale,
+      items: enterPlainItems,
+      amount: enterPlainItems.length,
+      expect: 200,
+      sample: enterPlainSample,
+      target: 0.6,
+    },
+    {
+      name: 'status',
+      route: { method: 'GET', url: '/api/flash-sales/:id/status' },
+      saleId: openSale,
+      items: statusItems,
+      expect: 200,
+      sample: await sample(statusItems[0]),
+      target: 0.7,
+    },
+    {
+      name: 'purchase, with stock',
+      route: { method: 'POST', url: '/api/flash-sales/:id/purchase' },
+      saleId: stockSale,
+      items: buyItems,
+      amount: buyItems.length,
+      expect: 201,
+      sample: buySample,
+      target: 0.25,
+    },
+    {
+      name: 'purchase, sold out',
+      route: { method: 'POST', url: '/api/flash-sales/:id/purchase' },
+      saleId: goneSale,
+      items: goneItems,
+      expect: 409,
+      sample: await sample(goneItems[0]),
+      target: 0.9,
+    },
   ];
 }

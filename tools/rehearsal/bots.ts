@@ -18,31 +18,61 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, Math.max(0,
 
 export async function bot(ctx: DropContext, rec: ShopperRecord, fingerprints: number): Promise<void> {
   try {
-    if (!(await until(ctx, rec.arriveAt))) { rec.outcome = 'stopped'; return; }
+    if (!(await until(ctx, rec.arriveAt))) {
+      rec.outcome = 'stopped';
+      return;
+    }
     const agent = ctx.agent(rec);
     const id = await ctx.ids.issue('bot', rec.n, agent);
     rec.userId = id.userId;
     const headers = { authorization: `Bearer ${id.token}` };
     const pow = await proofOfWork(ctx, 'bot:challenge', agent);
-    const entered = await enterQueue(ctx, rec, 'bot:enter', agent, headers, { ...(pow ? { altcha: pow } : {}), fingerprint: `farm-${ctx.tag}-${rec.n % fingerprints}` });
-    if (entered.status !== 200) { rec.outcome = 'error'; rec.error = `enter-queue ${entered.status} ${entered.body?.error?.code ?? entered.error ?? ''}`; return; }
+    const entered = await enterQueue(ctx, rec, 'bot:enter', agent, headers, {
+      ...(pow ? { altcha: pow } : {}),
+      fingerprint: `farm-${ctx.tag}-${rec.n % fingerprints}`,
+    });
+    if (entered.status !== 200) {
+      rec.outcome = 'error';
+      rec.error = `enter-queue ${entered.status} ${entered.body?.error?.code ?? entered.error ?? ''}`;
+      return;
+    }
     const ticket: string = entered.body.queue_ticket;
     rec.place = entered.body.place ?? 0;
     await ctx.client.call('bot:pre_auth', 'POST', `/api/flash-sales/${ctx.sale.id}/pre-auth`, { agent, headers, json: { ticket, payment_token: 'tok_visa' } });
     // Scripts fire at the opening second, each a little apart so the farm's sockets are not all in one burst.
-    if (!(await until(ctx, ctx.sale.opensAt + Math.random() * ctx.opts.botIntervalMs))) { rec.outcome = 'stopped'; return; }
+    if (!(await until(ctx, ctx.sale.opensAt + Math.random() * ctx.opts.botIntervalMs))) {
+      rec.outcome = 'stopped';
+      return;
+    }
     const skus = ctx.sale.skus;
     while (!ctx.stopped) {
       const sku = skus[Math.floor(Math.random() * skus.length)];
       rec.purchaseRequests++;
       const r = await ctx.client.call('bot:purchase', 'POST', `/api/flash-sales/${ctx.sale.id}/purchase`, {
-        agent, headers: { ...headers, 'idempotency-key': freshKey() }, json: { ticket, sku, quantity: 1 },
+        agent,
+        headers: { ...headers, 'idempotency-key': freshKey() },
+        json: { ticket, sku, quantity: 1 },
       });
-      if (r.status === 201) { noteOrder(ctx, rec, `bot:${rec.userId}:${r.body.order_id}`, r.body, sku); rec.outcome = 'bought'; return; }
+      if (r.status === 201) {
+        noteOrder(ctx, rec, `bot:${rec.userId}:${r.body.order_id}`, r.body, sku);
+        rec.outcome = 'bought';
+        return;
+      }
       const code = r.body?.error?.code;
-      if (r.status === 409 && (r.body?.status === 'sold_out' || code === 'SOLD_OUT')) { rec.outcome = 'sold_out'; rec.soldOutAt = now(); rec.soldOutVia = 'purchase'; return; }
-      if (code === 'LIMIT_REACHED') { rec.outcome = 'bought'; return; }
-      if (code === 'SALE_ENDED' || code === 'SALE_CANCELLED') { rec.outcome = 'ended'; return; }
+      if (r.status === 409 && (r.body?.status === 'sold_out' || code === 'SOLD_OUT')) {
+        rec.outcome = 'sold_out';
+        rec.soldOutAt = now();
+        rec.soldOutVia = 'purchase';
+        return;
+      }
+      if (code === 'LIMIT_REACHED') {
+        rec.outcome = 'bought';
+        return;
+      }
+      if (code === 'SALE_ENDED' || code === 'SALE_CANCELLED') {
+        rec.outcome = 'ended';
+        return;
+      }
       await Promise.race([sleep(ctx.opts.botIntervalMs * (0.5 + Math.random())), ctx.onStop]);
     }
     rec.outcome = 'stopped';

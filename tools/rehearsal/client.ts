@@ -29,7 +29,9 @@ export interface CallOptions {
   untimed?: boolean;
 }
 
-export interface StreamHandle { close(): void }
+export interface StreamHandle {
+  close(): void;
+}
 
 export const now = () => performance.timeOrigin + performance.now();
 
@@ -49,7 +51,10 @@ export class Client {
   private readonly agents = new Map<string, Agent>();
   private readonly shared: Agent;
 
-  constructor(readonly base: string, private readonly opts: { keepAliveMs?: number } = {}) {
+  constructor(
+    readonly base: string,
+    private readonly opts: { keepAliveMs?: number } = {},
+  ) {
     this.shared = new Agent({ keepAliveTimeout: opts.keepAliveMs ?? 4000, connections: 64 });
   }
 
@@ -70,9 +75,13 @@ export class Client {
   }
 
   /** Server time for a local instant (ms since the epoch). */
-  serverTime(local = now()): number { return local + this.offset.ms; }
+  serverTime(local = now()): number {
+    return local + this.offset.ms;
+  }
   /** Local time for a server instant. */
-  localTime(server: number): number { return server - this.offset.ms; }
+  localTime(server: number): number {
+    return server - this.offset.ms;
+  }
 
   async call(label: Label, method: 'GET' | 'POST' | 'PATCH', path: string, opts: CallOptions = {}): Promise<Reply> {
     const started = now();
@@ -80,15 +89,27 @@ export class Client {
     this.inFlight++;
     const headers: Record<string, string> = { ...opts.headers };
     let body: string | undefined;
-    if (opts.json !== undefined) { body = JSON.stringify(opts.json); headers['content-type'] = 'application/json'; }
+    if (opts.json !== undefined) {
+      body = JSON.stringify(opts.json);
+      headers['content-type'] = 'application/json';
+    }
     try {
       const res = await request(this.base + path, {
-        method, headers, body, dispatcher: opts.agent ?? this.shared, headersTimeout: 60_000, bodyTimeout: 60_000,
+        method,
+        headers,
+        body,
+        dispatcher: opts.agent ?? this.shared,
+        headersTimeout: 60_000,
+        bodyTimeout: 60_000,
       });
       const text = await res.body.text();
       const done = now();
       let parsed: any = null;
-      try { parsed = text ? JSON.parse(text) : null; } catch { parsed = text; }
+      try {
+        parsed = text ? JSON.parse(text) : null;
+      } catch {
+        parsed = text;
+      }
       const reply: Reply = { status: res.statusCode, body: parsed, ms: done - started };
       const ra = res.headers['retry-after'];
       if (typeof ra === 'string' && Number.isFinite(Number(ra))) reply.retryAfterMs = Number(ra) * 1000;
@@ -108,61 +129,97 @@ export class Client {
    * Opens an event stream and calls `onEvent` per message. `onEnd` gets null when the server
    * ended the stream, an error string when it failed, or the HTTP reply when it was refused.
    */
-  stream(label: Label, path: string, agent: Dispatcher | undefined, onEvent: (event: string, data: any) => void, onEnd: (why: string | Reply | null) => void): StreamHandle {
+  stream(
+    label: Label,
+    path: string,
+    agent: Dispatcher | undefined,
+    onEvent: (event: string, data: any) => void,
+    onEnd: (why: string | Reply | null) => void,
+  ): StreamHandle {
     const controller = new AbortController();
     let closed = false;
     let counted = false;
     const end = (why: string | Reply | null) => {
-      if (counted) { this.openStreams--; counted = false; }
-      if (!closed) { closed = true; onEnd(why); }
+      if (counted) {
+        this.openStreams--;
+        counted = false;
+      }
+      if (!closed) {
+        closed = true;
+        onEnd(why);
+      }
     };
     const started = now();
     this.tick(started);
     request(this.base + path, {
-      method: 'GET', headers: { accept: 'text/event-stream' }, dispatcher: agent ?? this.shared,
-      signal: controller.signal, headersTimeout: 60_000, bodyTimeout: 0,
-    }).then(async (res) => {
-      const ms = now() - started;
-      if (res.statusCode !== 200) {
-        const text = await res.body.text().catch(() => '');
-        let parsed: any = text;
-        try { parsed = JSON.parse(text); } catch { /* keep text */ }
-        const reply: Reply = { status: res.statusCode, body: parsed, ms };
-        this.record(label, reply);
-        end(reply);
-        return;
-      }
-      this.record(label, { status: 200, body: null, ms });
-      this.openStreams++;
-      counted = true;
-      let buf = '';
-      res.body.setEncoding('utf8');
-      res.body.on('data', (chunk: string) => {
-        buf += chunk;
-        let cut: number;
-        while ((cut = buf.indexOf('\n\n')) >= 0) {
-          const block = buf.slice(0, cut);
-          buf = buf.slice(cut + 2);
-          let event = 'message';
-          let data = '';
-          for (const line of block.split('\n')) {
-            if (line.startsWith('event:')) event = line.slice(6).trim();
-            else if (line.startsWith('data:')) data += line.slice(5).trimStart();
+      method: 'GET',
+      headers: { accept: 'text/event-stream' },
+      dispatcher: agent ?? this.shared,
+      signal: controller.signal,
+      headersTimeout: 60_000,
+      bodyTimeout: 0,
+    }).then(
+      async (res) => {
+        const ms = now() - started;
+        if (res.statusCode !== 200) {
+          const text = await res.body.text().catch(() => '');
+          let parsed: any = text;
+          try {
+            parsed = JSON.parse(text);
+          } catch {
+            /* keep text */
           }
-          if (!data || closed) continue;
-          let parsed: any = data;
-          try { parsed = JSON.parse(data); } catch { /* keep text */ }
-          onEvent(event, parsed);
+          const reply: Reply = { status: res.statusCode, body: parsed, ms };
+          this.record(label, reply);
+          end(reply);
+          return;
         }
-      });
-      res.body.on('end', () => end(null));
-      res.body.on('error', (err: Error) => end(closed ? null : (err as { code?: string }).code ?? err.message));
-    }, (err: Error) => {
-      if (!closed) this.record(label, { status: 0, body: null, ms: now() - started, error: (err as { code?: string }).code ?? err.message });
-      end((err as { code?: string }).code ?? err.message);
-    });
+        this.record(label, { status: 200, body: null, ms });
+        this.openStreams++;
+        counted = true;
+        let buf = '';
+        res.body.setEncoding('utf8');
+        res.body.on('data', (chunk: string) => {
+          buf += chunk;
+          let cut: number;
+          while ((cut = buf.indexOf('\n\n')) >= 0) {
+            const block = buf.slice(0, cut);
+            buf = buf.slice(cut + 2);
+            let event = 'message';
+            let data = '';
+            for (const line of block.split('\n')) {
+              if (line.startsWith('event:')) event = line.slice(6).trim();
+              else if (line.startsWith('data:')) data += line.slice(5).trimStart();
+            }
+            if (!data || closed) continue;
+            let parsed: any = data;
+            try {
+              parsed = JSON.parse(data);
+            } catch {
+              /* keep text */
+            }
+            onEvent(event, parsed);
+          }
+        });
+        res.body.on('end', () => end(null));
+        res.body.on('error', (err: Error) => end(closed ? null : ((err as { code?: string }).code ?? err.message)));
+      },
+      (err: Error) => {
+        if (!closed) this.record(label, { status: 0, body: null, ms: now() - started, error: (err as { code?: string }).code ?? err.message });
+        end((err as { code?: string }).code ?? err.message);
+      },
+    );
     return {
-      close: () => { if (!closed) { closed = true; if (counted) { this.openStreams--; counted = false; } controller.abort(); } },
+      close: () => {
+        if (!closed) {
+          closed = true;
+          if (counted) {
+            this.openStreams--;
+            counted = false;
+          }
+          controller.abort();
+        }
+      },
     };
   }
 

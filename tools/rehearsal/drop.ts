@@ -48,7 +48,16 @@ export interface RehearsalOptions extends DropOptions {
 /** Sockets a household keeps for requests (its event streams have their own). */
 export const PEOPLE_SOCKETS = 2;
 
-export interface TimelinePoint { t: number; status: string; entered: number; admitted: number; sold: number; holds: number; sse: number; rps: number }
+export interface TimelinePoint {
+  t: number;
+  status: string;
+  entered: number;
+  admitted: number;
+  sold: number;
+  holds: number;
+  sse: number;
+  rps: number;
+}
 
 export interface DropData {
   opts: RehearsalOptions;
@@ -76,14 +85,28 @@ export async function runDrop(opts: RehearsalOptions, log: (line: string) => voi
   const health = await client.call('admin', 'GET', '/api/flash-sales', { untimed: true });
   if (health.status !== 200) throw new Error(`the server at ${opts.url} does not answer GET /api/flash-sales (${health.status} ${health.error ?? ''})`);
   const sale = await createSale(client, admin, opts, tag);
-  log(`sale ${sale.id} created: ${opts.units} units in ${opts.skus} SKU(s), opens in ${Math.round((sale.opensAt - now()) / 1000)} s, admission ${opts.admissionRate}/s, proof-of-work difficulty ${opts.powDifficulty}`);
+  log(
+    `sale ${sale.id} created: ${opts.units} units in ${opts.skus} SKU(s), opens in ${Math.round((sale.opensAt - now()) / 1000)} s, admission ${opts.admissionRate}/s, proof-of-work difficulty ${opts.powDifficulty}`,
+  );
 
   const solver = new Solver(opts.powDifficulty > 0 ? opts.solvers : 0);
   const ids = new Identities(client, opts.userSecret, tag);
   let stop!: () => void;
-  const onStop = new Promise<void>((r) => { stop = r; });
+  const onStop = new Promise<void>((r) => {
+    stop = r;
+  });
   const ctx: DropContext = {
-    client, ids, solver, sale, opts, tag, stopped: false, onStop, streamsOpen: 0, keyAnswers: new Map(), keyConflicts: [],
+    client,
+    ids,
+    solver,
+    sale,
+    opts,
+    tag,
+    stopped: false,
+    onStop,
+    streamsOpen: 0,
+    keyAnswers: new Map(),
+    keyConflicts: [],
     agent: (rec) => client.agent(rec.address, rec.kind === 'bot' ? opts.botConnections : PEOPLE_SOCKETS),
     streamAgent: (rec) => client.agent(rec.address),
   };
@@ -101,14 +124,26 @@ export async function runDrop(opts: RehearsalOptions, log: (line: string) => voi
       const r = await client.call('admin', 'GET', `/api/admin/flash-sales/${sale.id}/stats`, { headers: admin, untimed: true });
       if (r.status === 200) {
         const s = r.body;
-        timeline.push({ t: now() - startedAt, status: s.status, entered: s.entered, admitted: s.admitted, sold: s.sold, holds: s.holds, sse: s.sse_connections, rps: s.requests_per_sec });
+        timeline.push({
+          t: now() - startedAt,
+          status: s.status,
+          entered: s.entered,
+          admitted: s.admitted,
+          sold: s.sold,
+          holds: s.holds,
+          sse: s.sse_connections,
+          rps: s.requests_per_sec,
+        });
       }
       await new Promise((res) => setTimeout(res, 500));
     }
   })();
 
   const progress = new Progress(() => {
-    let arrived = 0; let done = 0; let admitted = 0; let bought = 0;
+    let arrived = 0;
+    let done = 0;
+    let admitted = 0;
+    let bought = 0;
     const t = now();
     for (const s of humans) {
       if (s.arriveAt <= t) arrived++;
@@ -118,7 +153,8 @@ export async function runDrop(opts: RehearsalOptions, log: (line: string) => voi
     }
     const last = timeline[timeline.length - 1];
     return {
-      done, total: humans.length,
+      done,
+      total: humans.length,
       text: `people ${arrived}/${humans.length} arrived, ${admitted} admitted, ${bought} bought | sold ${last?.sold ?? 0}/${opts.units} (${last?.status ?? '…'}) | streams ${client.openStreams} | in flight ${client.inFlight} | ${client.failures} failed`,
     };
   }, opts.quiet);
@@ -127,8 +163,21 @@ export async function runDrop(opts: RehearsalOptions, log: (line: string) => voi
   const runs = shoppers.map((s) => (s.kind === 'human' ? person(ctx, s) : bot(ctx, s, opts.botFingerprints)));
   const people = Promise.all(runs.filter((_, i) => shoppers[i].kind === 'human'));
   let timedOut = false;
-  const timer = setTimeout(() => { timedOut = true; }, opts.timeoutMs);
-  await Promise.race([people, new Promise<void>((r) => { const poll = setInterval(() => { if (timedOut) { clearInterval(poll); r(); } }, 200); void people.then(() => clearInterval(poll)); })]);
+  const timer = setTimeout(() => {
+    timedOut = true;
+  }, opts.timeoutMs);
+  await Promise.race([
+    people,
+    new Promise<void>((r) => {
+      const poll = setInterval(() => {
+        if (timedOut) {
+          clearInterval(poll);
+          r();
+        }
+      }, 200);
+      void people.then(() => clearInterval(poll));
+    }),
+  ]);
   clearTimeout(timer);
   // Everyone who is still going (bots, people of a timed-out run) stops now.
   ctx.stopped = true;
@@ -147,8 +196,18 @@ export async function runDrop(opts: RehearsalOptions, log: (line: string) => voi
 
   const bots = ids;
   return {
-    opts, sale, identityMode: ids.mode, startedAt, endedAt, shoppers, client, solver, timeline,
-    keyConflicts: ctx.keyConflicts, isBot: (u) => u.startsWith('b-') || bots.botIds.has(u), ledger,
+    opts,
+    sale,
+    identityMode: ids.mode,
+    startedAt,
+    endedAt,
+    shoppers,
+    client,
+    solver,
+    timeline,
+    keyConflicts: ctx.keyConflicts,
+    isBot: (u) => u.startsWith('b-') || bots.botIds.has(u),
+    ledger,
     loopDelay: { p50: loop.percentile(50) / 1e6, p99: loop.percentile(99) / 1e6, max: loop.max / 1e6 },
     timedOut,
   };
@@ -158,8 +217,12 @@ async function createSale(client: Client, admin: Record<string, string>, opts: R
   const startsAt = client.serverTime() + opts.startInMs;
   const per = Math.floor(opts.units / opts.skus);
   const items = Array.from({ length: opts.skus }, (_, i) => ({
-    sku: `rehearsal-${i + 1}`, name: `Rehearsal item ${i + 1}`, price_cents: 19_900, currency: 'EUR',
-    quantity: per + (i < opts.units - per * opts.skus ? 1 : 0), per_user_limit: opts.perUserLimit,
+    sku: `rehearsal-${i + 1}`,
+    name: `Rehearsal item ${i + 1}`,
+    price_cents: 19_900,
+    currency: 'EUR',
+    quantity: per + (i < opts.units - per * opts.skus ? 1 : 0),
+    per_user_limit: opts.perUserLimit,
   }));
   const body = {
     name: `Rehearsal ${tag}: ${opts.users} users, ${opts.units} units`,
@@ -171,11 +234,17 @@ async function createSale(client: Client, admin: Record<string, string>, opts: R
     bot_protection: { pow_difficulty: opts.powDifficulty },
   };
   const r = await client.call('admin', 'POST', '/api/admin/flash-sales', { headers: admin, json: body, untimed: true });
-  if (r.status === 401) throw new Error('the admin token was refused (pass --admin-token, the server\'s STAMPEDE_ADMIN_TOKEN)');
+  if (r.status === 401) throw new Error("the admin token was refused (pass --admin-token, the server's STAMPEDE_ADMIN_TOKEN)");
   if (r.status !== 201) throw new Error(`creating the sale failed: ${r.status} ${JSON.stringify(r.body)}`);
   return {
-    id: r.body.id, name: r.body.name, skus: items.map((i) => i.sku), units: opts.units, admittedTtlSec: opts.admittedTtlSec,
-    opensAt: client.localTime(Date.parse(r.body.starts_at)), pow: opts.powDifficulty > 0, startsAtIso: r.body.starts_at,
+    id: r.body.id,
+    name: r.body.name,
+    skus: items.map((i) => i.sku),
+    units: opts.units,
+    admittedTtlSec: opts.admittedTtlSec,
+    opensAt: client.localTime(Date.parse(r.body.starts_at)),
+    pow: opts.powDifficulty > 0,
+    startsAtIso: r.body.starts_at,
   };
 }
 
@@ -190,15 +259,26 @@ function plan(opts: RehearsalOptions, startedAt: number): ShopperRecord[] {
   const out: ShopperRecord[] = [];
   for (let i = 0; i < humanCount; i++) {
     out.push({
-      n: i, kind: 'human', channel: Math.random() < opts.pollShare ? 'poll' : 'sse',
-      address: loopback(16, Math.floor(i / opts.peoplePerAddress)), arriveAt: startedAt + Math.random() * opts.arrivalMs,
-      purchaseRequests: 0, orders: [], outcome: 'pending',
+      n: i,
+      kind: 'human',
+      channel: Math.random() < opts.pollShare ? 'poll' : 'sse',
+      address: loopback(16, Math.floor(i / opts.peoplePerAddress)),
+      arriveAt: startedAt + Math.random() * opts.arrivalMs,
+      purchaseRequests: 0,
+      orders: [],
+      outcome: 'pending',
     });
   }
   for (let i = 0; i < botCount; i++) {
     out.push({
-      n: i, kind: 'bot', channel: 'bot', address: loopback(200, i % opts.botAddresses),
-      arriveAt: startedAt + Math.random() * opts.arrivalMs * 0.3, purchaseRequests: 0, orders: [], outcome: 'pending',
+      n: i,
+      kind: 'bot',
+      channel: 'bot',
+      address: loopback(200, i % opts.botAddresses),
+      arriveAt: startedAt + Math.random() * opts.arrivalMs * 0.3,
+      purchaseRequests: 0,
+      orders: [],
+      outcome: 'pending',
     });
   }
   return out;

@@ -9,24 +9,32 @@ import { SignJWT } from 'jose';
 import type { Dispatcher } from 'undici';
 import type { Client } from './client.js';
 
-export interface Identity { userId: string; token: string }
+export interface Identity {
+  userId: string;
+  token: string;
+}
 
 export class Identities {
   /** Guest ids handed out by the server, by whether a bot holds them. */
   readonly botIds = new Set<string>();
   private readonly secret: Uint8Array | null;
 
-  constructor(private readonly client: Client, secret: string | undefined, private readonly runTag: string) {
+  constructor(
+    private readonly client: Client,
+    secret: string | undefined,
+    private readonly runTag: string,
+  ) {
     this.secret = secret ? new TextEncoder().encode(secret) : null;
   }
 
-  get mode(): 'jwt' | 'demo-session' { return this.secret ? 'jwt' : 'demo-session'; }
+  get mode(): 'jwt' | 'demo-session' {
+    return this.secret ? 'jwt' : 'demo-session';
+  }
 
   async issue(kind: 'human' | 'bot', n: number, agent: Dispatcher): Promise<Identity> {
     if (this.secret) {
       const userId = `${kind === 'bot' ? 'b' : 'h'}-${this.runTag}-${n}`;
-      const token = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject(userId)
-        .setIssuedAt().setExpirationTime('6h').sign(this.secret);
+      const token = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject(userId).setIssuedAt().setExpirationTime('6h').sign(this.secret);
       if (kind === 'bot') this.botIds.add(userId);
       return { userId, token };
     }

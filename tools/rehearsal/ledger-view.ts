@@ -29,7 +29,12 @@ const STATUSES = ['confirmed', 'reserved', 'expired', 'cancelled', 'failed'];
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const openAuths = (stats: any) => (stats?.authorizations?.authorized ?? 0) + (stats?.authorizations?.pending ?? 0);
 
-export async function settle(client: Client, admin: Record<string, string>, saleId: string, opts: { settleMs: number; cancelUnsold: boolean }): Promise<LedgerView> {
+export async function settle(
+  client: Client,
+  admin: Record<string, string>,
+  saleId: string,
+  opts: { settleMs: number; cancelUnsold: boolean },
+): Promise<LedgerView> {
   const stats = async () => {
     // A node that is still digesting the run may time out or fail a read; try a few times.
     let r = await client.call('admin', 'GET', `/api/admin/flash-sales/${saleId}/stats`, { headers: admin, untimed: true });
@@ -45,48 +50,63 @@ export async function settle(client: Client, admin: Record<string, string>, sale
   } catch (err) {
     const sale = await client.call('admin', 'GET', `/api/admin/flash-sales/${saleId}`, { headers: admin, untimed: true });
     return {
-      sale: sale.status === 200 ? sale.body : null, stats: null, orders: [], truncated: [], soldOut: false, cancelled: false,
-      holdsEndedMs: null, authsEndedMs: null, authsOpen: NaN, authsTrace: [], error: (err as Error).message,
+      sale: sale.status === 200 ? sale.body : null,
+      stats: null,
+      orders: [],
+      truncated: [],
+      soldOut: false,
+      cancelled: false,
+      holdsEndedMs: null,
+      authsEndedMs: null,
+      authsOpen: NaN,
+      authsTrace: [],
+      error: (err as Error).message,
     };
   }
 
   async function read(): Promise<LedgerView> {
-  let s = await stats();
-  const t0 = now();
-  let holdsEndedMs: number | null = null;
-  while (now() - t0 < opts.settleMs) {
-    if ((s.holds ?? 0) === 0 && (s.orders?.reserved ?? 0) === 0) { holdsEndedMs = now() - t0; break; }
-    await sleep(500);
-    s = await stats();
-  }
+    let s = await stats();
+    const t0 = now();
+    let holdsEndedMs: number | null = null;
+    while (now() - t0 < opts.settleMs) {
+      if ((s.holds ?? 0) === 0 && (s.orders?.reserved ?? 0) === 0) {
+        holdsEndedMs = now() - t0;
+        break;
+      }
+      await sleep(500);
+      s = await stats();
+    }
 
-  const soldOut = s.status === 'sold_out';
-  let cancelled = false;
-  if (!soldOut && opts.cancelUnsold && s.status !== 'cancelled') {
-    const r = await client.call('admin', 'POST', `/api/admin/flash-sales/${saleId}/cancel`, { headers: admin, json: {}, untimed: true });
-    cancelled = r.status === 200;
-  }
+    const soldOut = s.status === 'sold_out';
+    let cancelled = false;
+    if (!soldOut && opts.cancelUnsold && s.status !== 'cancelled') {
+      const r = await client.call('admin', 'POST', `/api/admin/flash-sales/${saleId}/cancel`, { headers: admin, json: {}, untimed: true });
+      cancelled = r.status === 200;
+    }
 
-  const t1 = now();
-  const authsTrace: LedgerView['authsTrace'] = [];
-  let authsEndedMs: number | null = null;
-  for (;;) {
-    s = await stats();
-    authsTrace.push({ t: now() - t1, open: openAuths(s) });
-    if (openAuths(s) === 0) { authsEndedMs = now() - t1; break; }
-    if (now() - t1 >= opts.settleMs || (!soldOut && !cancelled)) break;
-    await sleep(500);
-  }
+    const t1 = now();
+    const authsTrace: LedgerView['authsTrace'] = [];
+    let authsEndedMs: number | null = null;
+    for (;;) {
+      s = await stats();
+      authsTrace.push({ t: now() - t1, open: openAuths(s) });
+      if (openAuths(s) === 0) {
+        authsEndedMs = now() - t1;
+        break;
+      }
+      if (now() - t1 >= opts.settleMs || (!soldOut && !cancelled)) break;
+      await sleep(500);
+    }
 
-  const saleRes = await client.call('admin', 'GET', `/api/admin/flash-sales/${saleId}`, { headers: admin, untimed: true });
-  const orders: LedgerView['orders'] = [];
-  const truncated: string[] = [];
-  for (const status of STATUSES) {
-    const r = await client.call('admin', 'GET', `/api/admin/flash-sales/${saleId}/orders?status=${status}&limit=1000`, { headers: admin, untimed: true });
-    if (r.status !== 200) throw new Error(`GET orders failed: ${r.status} ${JSON.stringify(r.body)}`);
-    orders.push(...r.body.orders);
-    if (r.body.orders.length >= 1000) truncated.push(status);
-  }
-  return { sale: saleRes.body, stats: s, orders, truncated, soldOut, cancelled, holdsEndedMs, authsEndedMs, authsOpen: openAuths(s), authsTrace };
+    const saleRes = await client.call('admin', 'GET', `/api/admin/flash-sales/${saleId}`, { headers: admin, untimed: true });
+    const orders: LedgerView['orders'] = [];
+    const truncated: string[] = [];
+    for (const status of STATUSES) {
+      const r = await client.call('admin', 'GET', `/api/admin/flash-sales/${saleId}/orders?status=${status}&limit=1000`, { headers: admin, untimed: true });
+      if (r.status !== 200) throw new Error(`GET orders failed: ${r.status} ${JSON.stringify(r.body)}`);
+      orders.push(...r.body.orders);
+      if (r.body.orders.length >= 1000) truncated.push(status);
+    }
+    return { sale: saleRes.body, stats: s, orders, truncated, soldOut, cancelled, holdsEndedMs, authsEndedMs, authsOpen: openAuths(s), authsTrace };
   }
 }

@@ -11,7 +11,8 @@ import type { DropContext, ShopperRecord } from './shopper.js';
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, Math.max(0, ms)));
 const jitter = (ms: number) => ms * (0.8 + Math.random() * 0.4);
-const isSoldOut = (r: Reply) => r.status === 409 && (r.body?.status === 'sold_out' || r.body?.error?.code === 'SOLD_OUT' || r.body?.error?.code === 'INSUFFICIENT_STOCK');
+const isSoldOut = (r: Reply) =>
+  r.status === 409 && (r.body?.status === 'sold_out' || r.body?.error?.code === 'SOLD_OUT' || r.body?.error?.code === 'INSUFFICIENT_STOCK');
 const retryable = (r: Reply) => r.status === 0 || r.status === 503 || r.status === 429 || (r.status === 409 && r.body?.error?.code === 'REQUEST_IN_PROGRESS');
 
 type Waited = 'admitted' | 'sold_out' | 'ended' | 'expired' | 'purchased' | 'stopped';
@@ -37,7 +38,14 @@ export async function proofOfWork(ctx: DropContext, label: string, agent: Dispat
 }
 
 /** Enters the queue (retrying refusals that say "later"); the reply of the last try. */
-export async function enterQueue(ctx: DropContext, rec: ShopperRecord, label: string, agent: Dispatcher, headers: Record<string, string>, body: Record<string, unknown>): Promise<Reply> {
+export async function enterQueue(
+  ctx: DropContext,
+  rec: ShopperRecord,
+  label: string,
+  agent: Dispatcher,
+  headers: Record<string, string>,
+  body: Record<string, unknown>,
+): Promise<Reply> {
   let r!: Reply;
   for (let attempt = 0; attempt < 8 && !ctx.stopped; attempt++) {
     // The first send counts: a retry after a lost answer gets the place of the first attempt.
@@ -52,7 +60,10 @@ export async function enterQueue(ctx: DropContext, rec: ShopperRecord, label: st
 
 export async function person(ctx: DropContext, rec: ShopperRecord): Promise<void> {
   try {
-    if (!(await until(ctx, rec.arriveAt))) { rec.outcome = 'stopped'; return; }
+    if (!(await until(ctx, rec.arriveAt))) {
+      rec.outcome = 'stopped';
+      return;
+    }
     const agent = ctx.agent(rec);
     const id = await ctx.ids.issue('human', rec.n, agent);
     rec.userId = id.userId;
@@ -64,11 +75,18 @@ export async function person(ctx: DropContext, rec: ShopperRecord): Promise<void
     if (entered.status !== 200) return fail(rec, `enter-queue ${entered.status} ${entered.body?.error?.code ?? entered.error ?? ''}`);
     const ticket: string = entered.body.queue_ticket;
     rec.place = entered.body.place ?? 0;
-    const preAuth = ctx.client.call('pre_auth', 'POST', `/api/flash-sales/${ctx.sale.id}/pre-auth`, { agent, headers, json: { ticket, payment_token: 'tok_visa' } });
+    const preAuth = ctx.client.call('pre_auth', 'POST', `/api/flash-sales/${ctx.sale.id}/pre-auth`, {
+      agent,
+      headers,
+      json: { ticket, payment_token: 'tok_visa' },
+    });
 
     let waited: Waited = firstState(ctx, rec, entered.body, 'enter');
     if (waited === 'stopped') {
-      waited = rec.channel === 'sse' && ctx.streamsOpen < ctx.opts.maxStreams ? await listen(ctx, rec, ticket, ctx.streamAgent(rec)) : await poll(ctx, rec, ticket, agent);
+      waited =
+        rec.channel === 'sse' && ctx.streamsOpen < ctx.opts.maxStreams
+          ? await listen(ctx, rec, ticket, ctx.streamAgent(rec))
+          : await poll(ctx, rec, ticket, agent);
     }
     if (waited === 'admitted') {
       await preAuth;
@@ -132,21 +150,27 @@ function listen(ctx: DropContext, rec: ShopperRecord, ticket: string, agent: Dis
     void ctx.onStop.then(() => finish('stopped'));
     const open = () => {
       if (done) return;
-      handle = ctx.client.stream('events', `/api/flash-sales/${ctx.sale.id}/events?ticket=${encodeURIComponent(ticket)}`, agent, (event, data) => {
-        if (event === 'position' || event === 'admitted') {
-          const w = firstState(ctx, rec, { ...data, status: event === 'admitted' ? 'admitted' : 'waiting' }, 'sse');
-          if (w !== 'stopped') finish(w);
-        } else if (event === 'sold_out' || (event === 'inventory' && data?.sold_out)) {
-          toldSoldOut(rec, 'sse');
-          finish('sold_out');
-        } else if (event === 'ended') {
-          finish('ended');
-        }
-      }, (why) => {
-        if (done) return;
-        const wait = typeof why === 'object' && why?.retryAfterMs ? why.retryAfterMs : 2000;
-        setTimeout(open, wait);
-      });
+      handle = ctx.client.stream(
+        'events',
+        `/api/flash-sales/${ctx.sale.id}/events?ticket=${encodeURIComponent(ticket)}`,
+        agent,
+        (event, data) => {
+          if (event === 'position' || event === 'admitted') {
+            const w = firstState(ctx, rec, { ...data, status: event === 'admitted' ? 'admitted' : 'waiting' }, 'sse');
+            if (w !== 'stopped') finish(w);
+          } else if (event === 'sold_out' || (event === 'inventory' && data?.sold_out)) {
+            toldSoldOut(rec, 'sse');
+            finish('sold_out');
+          } else if (event === 'ended') {
+            finish('ended');
+          }
+        },
+        (why) => {
+          if (done) return;
+          const wait = typeof why === 'object' && why?.retryAfterMs ? why.retryAfterMs : 2000;
+          setTimeout(open, wait);
+        },
+      );
     };
     open();
   });
@@ -190,10 +214,22 @@ async function checkout(ctx: DropContext, rec: ShopperRecord, ticket: string, ag
   rec.outcome = result;
 }
 
-async function buy(ctx: DropContext, rec: ShopperRecord, ticket: string, agent: Dispatcher, headers: Record<string, string>, sku: string, key: string): Promise<'bought' | 'sold_out' | 'expired' | 'ended' | 'error'> {
+async function buy(
+  ctx: DropContext,
+  rec: ShopperRecord,
+  ticket: string,
+  agent: Dispatcher,
+  headers: Record<string, string>,
+  sku: string,
+  key: string,
+): Promise<'bought' | 'sold_out' | 'expired' | 'ended' | 'error'> {
   const call = () => {
     rec.purchaseRequests++;
-    return ctx.client.call('purchase', 'POST', `/api/flash-sales/${ctx.sale.id}/purchase`, { agent, headers: { ...headers, 'idempotency-key': key }, json: { ticket, sku, quantity: 1 } });
+    return ctx.client.call('purchase', 'POST', `/api/flash-sales/${ctx.sale.id}/purchase`, {
+      agent,
+      headers: { ...headers, 'idempotency-key': key },
+      json: { ticket, sku, quantity: 1 },
+    });
   };
   for (let attempt = 0; attempt < 40 && !ctx.stopped; attempt++) {
     let r: Reply;
@@ -215,7 +251,10 @@ async function buy(ctx: DropContext, rec: ShopperRecord, ticket: string, agent: 
     if (code === 'LIMIT_REACHED') return 'bought';
     if (code === 'ADMISSION_EXPIRED') return 'expired';
     if (code === 'SALE_ENDED' || code === 'SALE_CANCELLED') return 'ended';
-    if (retryable(r) || code === 'NOT_ADMITTED') { await sleep(Math.min(2000, r.retryAfterMs ?? 100 * (attempt + 1))); continue; }
+    if (retryable(r) || code === 'NOT_ADMITTED') {
+      await sleep(Math.min(2000, r.retryAfterMs ?? 100 * (attempt + 1)));
+      continue;
+    }
     rec.error = `purchase ${r.status} ${code ?? r.error ?? ''}`;
     return 'error';
   }
@@ -223,7 +262,13 @@ async function buy(ctx: DropContext, rec: ShopperRecord, ticket: string, agent: 
   return 'error';
 }
 
-async function pay(ctx: DropContext, rec: ShopperRecord, agent: Dispatcher, headers: Record<string, string>, orderId: string): Promise<'bought' | 'expired' | 'error'> {
+async function pay(
+  ctx: DropContext,
+  rec: ShopperRecord,
+  agent: Dispatcher,
+  headers: Record<string, string>,
+  orderId: string,
+): Promise<'bought' | 'expired' | 'error'> {
   for (let attempt = 0; attempt < 20 && !ctx.stopped; attempt++) {
     const r = await ctx.client.call('pay', 'POST', `/api/orders/${orderId}/pay`, { agent, headers, json: { payment_token: 'tok_visa' } });
     if (r.status === 200) {
@@ -232,7 +277,10 @@ async function pay(ctx: DropContext, rec: ShopperRecord, agent: Dispatcher, head
       return 'bought';
     }
     if (r.status === 410) return 'expired';
-    if (!retryable(r)) { rec.error = `pay ${r.status} ${r.body?.error?.code ?? ''}`; return 'error'; }
+    if (!retryable(r)) {
+      rec.error = `pay ${r.status} ${r.body?.error?.code ?? ''}`;
+      return 'error';
+    }
     await sleep(r.retryAfterMs ?? 200);
   }
   return 'error';

@@ -23,17 +23,31 @@ function chartJs(): string {
 }
 
 export function htmlReport(d: DropData, v: Verdict): string {
-  const endpoints = [...d.client.latency].filter(([, s]) => s.count > 0).sort().map(([label, s]) => ({ label, ...s.histogram(1, 14) }));
+  const endpoints = [...d.client.latency]
+    .filter(([, s]) => s.count > 0)
+    .sort()
+    .map(([label, s]) => ({ label, ...s.histogram(1, 14) }));
   const notice = { sse: v.figures.soldOutNotice.sse.histogram(10, 10), poll: v.figures.soldOutNotice.poll.histogram(10, 10) };
   const data = {
     timeline: d.timeline.map((p) => ({ ...p, t: Math.round(p.t) / 1000 })),
     admitted: v.figures.admittedPerSec,
-    endpoints, notice,
+    endpoints,
+    notice,
     perSecond: d.client.perSecond,
     opensAt: (d.sale.opensAt - d.startedAt) / 1000,
   };
-  const rows = v.checks.map((c) => `<tr class="${c.held === false ? 'bad' : c.held ? 'good' : 'na'}"><td>${c.held === null ? 'n/a' : c.held ? 'held' : 'BROKEN'}</td><td>${c.spec}</td><td>${esc(c.name)}</td><td>${c.source}</td><td>${esc(c.detail)}</td></tr>`).join('\n');
-  const targets = v.targets.map((t) => `<tr class="${t.met === false ? 'bad' : t.met ? 'good' : 'na'}"><td>${t.met === null ? 'n/a' : t.met ? 'met' : 'MISSED'}</td><td>${esc(t.name)}</td><td>${esc(t.goal)}</td><td>${esc(t.value)}</td></tr>`).join('\n');
+  const rows = v.checks
+    .map(
+      (c) =>
+        `<tr class="${c.held === false ? 'bad' : c.held ? 'good' : 'na'}"><td>${c.held === null ? 'n/a' : c.held ? 'held' : 'BROKEN'}</td><td>${c.spec}</td><td>${esc(c.name)}</td><td>${c.source}</td><td>${esc(c.detail)}</td></tr>`,
+    )
+    .join('\n');
+  const targets = v.targets
+    .map(
+      (t) =>
+        `<tr class="${t.met === false ? 'bad' : t.met ? 'good' : 'na'}"><td>${t.met === null ? 'n/a' : t.met ? 'met' : 'MISSED'}</td><td>${esc(t.name)}</td><td>${esc(t.goal)}</td><td>${esc(t.value)}</td></tr>`,
+    )
+    .join('\n');
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Stampede rehearsal — ${esc(d.sale.name)}</title>
 <style>

@@ -32,7 +32,12 @@ export class Solver {
     this.slots = threads * 4;
     for (let i = 0; i < threads; i++) {
       const w = new Worker(WORKER_BOOT, { eval: true, workerData: { url: new URL('./pow-worker.ts', import.meta.url).href } });
-      w.on('error', (err) => { for (const [id, r] of this.pending) { r({ error: String(err) }); this.pending.delete(id); } });
+      w.on('error', (err) => {
+        for (const [id, r] of this.pending) {
+          r({ error: String(err) });
+          this.pending.delete(id);
+        }
+      });
       w.on('message', ({ id, payload, error }) => {
         this.pending.get(id)?.({ payload, error });
         this.pending.delete(id);
@@ -65,7 +70,10 @@ export class Solver {
       const w = this.workers.reduce((a, b) => (this.load.get(b)! < this.load.get(a)! ? b : a));
       this.load.set(w, this.load.get(w)! + 1);
       const id = this.next++;
-      const r = await new Promise<{ payload?: string; error?: string }>((resolve) => { this.pending.set(id, resolve); w.postMessage({ id, challenge }); });
+      const r = await new Promise<{ payload?: string; error?: string }>((resolve) => {
+        this.pending.set(id, resolve);
+        w.postMessage({ id, challenge });
+      });
       if (!r.payload) throw new Error(r.error ?? 'no solution');
       this.solveMs.add(now() - started);
       return r.payload;
@@ -75,19 +83,25 @@ export class Solver {
   }
 
   /** Challenges waiting for a free worker right now. */
-  get backlog(): number { return this.queue.length; }
+  get backlog(): number {
+    return this.queue.length;
+  }
 
   async close(): Promise<void> {
     await Promise.all(this.workers.map((w) => w.terminate()));
   }
 
   private acquire(): Promise<void> {
-    if (this.slots > 0) { this.slots--; return Promise.resolve(); }
+    if (this.slots > 0) {
+      this.slots--;
+      return Promise.resolve();
+    }
     return new Promise((resolve) => this.queue.push(resolve));
   }
 
   private release(): void {
     const next = this.queue.shift();
-    if (next) next(); else this.slots++;
+    if (next) next();
+    else this.slots++;
   }
 }

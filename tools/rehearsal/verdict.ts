@@ -17,7 +17,12 @@ export interface Check {
   detail: string;
 }
 
-export interface Target { name: string; goal: string; value: string; met: boolean | null }
+export interface Target {
+  name: string;
+  goal: string;
+  value: string;
+  met: boolean | null;
+}
 
 export interface Verdict {
   ok: boolean;
@@ -50,7 +55,8 @@ export function judge(d: DropData): Verdict {
   const bots = d.shoppers.filter((s) => s.kind === 'bot');
   const L = d.ledger;
   const checks: Check[] = [];
-  const check = (spec: string, name: string, source: Check['source'], held: boolean | null, detail: string) => checks.push({ spec, name, source, held, detail });
+  const check = (spec: string, name: string, source: Check['source'], held: boolean | null, detail: string) =>
+    checks.push({ spec, name, source, held, detail });
 
   // What the shoppers were told: every order answered 201, by id.
   const told = new Map<string, { status: string; userId: string; sku: string }>();
@@ -62,13 +68,23 @@ export function judge(d: DropData): Verdict {
   // §3.1 zero oversell.
   check('§3.1', 'zero oversell', 'outside', live.length <= units, `${live.length} orders answered 201 (confirmed or reserved) for ${units} units`);
   const overItems = items.filter((i) => i.sold + i.held > i.quantity);
-  check('§3.1', 'zero oversell', 'ledger', items.length ? overItems.length === 0 : null,
-    items.length ? items.map((i) => `${i.sku}: ${i.sold} sold + ${i.held} held of ${i.quantity}`).join('; ') : 'the sale could not be read');
+  check(
+    '§3.1',
+    'zero oversell',
+    'ledger',
+    items.length ? overItems.length === 0 : null,
+    items.length ? items.map((i) => `${i.sku}: ${i.sold} sold + ${i.held} held of ${i.quantity}`).join('; ') : 'the sale could not be read',
+  );
   const perSku = new Map<string, number>();
   for (const o of ledgerLive) perSku.set(o.sku, (perSku.get(o.sku) ?? 0) + o.quantity);
   const overOrders = items.filter((i) => (perSku.get(i.sku) ?? 0) > i.quantity);
-  check('§3.1', 'orders never exceed stock', 'ledger', overOrders.length === 0,
-    `${ledgerLive.length} confirmed/reserved order rows; units per SKU ${[...perSku].map(([k, v]) => `${k}=${v}`).join(', ') || 'none'}${L.truncated.length ? ` (listing full for ${L.truncated.join(', ')}: some rows unseen)` : ''}`);
+  check(
+    '§3.1',
+    'orders never exceed stock',
+    'ledger',
+    overOrders.length === 0,
+    `${ledgerLive.length} confirmed/reserved order rows; units per SKU ${[...perSku].map(([k, v]) => `${k}=${v}`).join(', ') || 'none'}${L.truncated.length ? ` (listing full for ${L.truncated.join(', ')}: some rows unseen)` : ''}`,
+  );
 
   // §3.2 per-user limit.
   const perUser = (orders: Array<{ userId: string; sku: string; quantity: number }>) => {
@@ -83,8 +99,15 @@ export function judge(d: DropData): Verdict {
 
   // §3.3 one answer per ticket and key.
   const doubled = people.filter((s) => s.purchaseRequests > 1).length;
-  check('§3.3', 'one answer per idempotency key', 'outside', d.keyConflicts.length === 0,
-    d.keyConflicts.length ? `${d.keyConflicts.length} keys answered with two orders, e.g. ${JSON.stringify(d.keyConflicts[0])}` : `${doubled} people sent a purchase more than once (double clicks, retries); every key named one order`);
+  check(
+    '§3.3',
+    'one answer per idempotency key',
+    'outside',
+    d.keyConflicts.length === 0,
+    d.keyConflicts.length
+      ? `${d.keyConflicts.length} keys answered with two orders, e.g. ${JSON.stringify(d.keyConflicts[0])}`
+      : `${doubled} people sent a purchase more than once (double clicks, retries); every key named one order`,
+  );
   const captured = L.stats?.authorizations?.captured ?? 0;
   const confirmed = L.stats?.orders?.confirmed ?? 0;
   check('§3.3', 'one capture per confirmed order', 'ledger', captured === confirmed, `${captured} captured payments, ${confirmed} confirmed orders`);
@@ -92,31 +115,59 @@ export function judge(d: DropData): Verdict {
   // §3.4 FIFO.
   const fifo = fifoFigures(d, people);
   if (d.opts.mode === 'fifo') {
-    check('§3.4', 'places follow arrival', 'outside', fifo.entryInversions === 0, `${fifo.entryInversions} people got a place ahead of someone whose entry had already been answered`);
+    check(
+      '§3.4',
+      'places follow arrival',
+      'outside',
+      fifo.entryInversions === 0,
+      `${fifo.entryInversions} people got a place ahead of someone whose entry had already been answered`,
+    );
   } else {
     check('§3.4', 'places follow arrival', 'outside', null, 'randomized_prequeue: pre-queue places are drawn, not checked here');
   }
-  check('§3.4', 'admission in place order', 'outside', fifo.admissionInversions === 0 && fifo.admittedAbove === 0,
-    `${fifo.stamped} admissions stamped by the server: ${fifo.admissionInversions} admitted before an earlier place, ${fifo.admittedAbove} told "admitted" above the watermark`);
+  check(
+    '§3.4',
+    'admission in place order',
+    'outside',
+    fifo.admissionInversions === 0 && fifo.admittedAbove === 0,
+    `${fifo.stamped} admissions stamped by the server: ${fifo.admissionInversions} admitted before an earlier place, ${fifo.admittedAbove} told "admitted" above the watermark`,
+  );
 
   // §3.5 every authorisation ends.
   const authHeld = L.soldOut || L.cancelled ? L.authsOpen === 0 : null;
-  check('§3.5', 'every authorisation ends', 'ledger', authHeld,
-    authHeld === null ? `the sale neither sold out nor was cancelled (${L.authsOpen} authorisations stay open until it ends)`
-      : L.authsOpen === 0 ? `all ended ${(L.authsEndedMs! / 1000).toFixed(1)} s after ${L.soldOut ? 'selling out' : 'the cancel'} (${JSON.stringify(L.stats?.authorizations ?? {})})`
-        : `${L.authsOpen} still open ${(d.opts.settleMs / 1000).toFixed(0)} s after ${L.soldOut ? 'selling out' : 'the cancel'}; ${drainRate(L.authsTrace)}`);
+  check(
+    '§3.5',
+    'every authorisation ends',
+    'ledger',
+    authHeld,
+    authHeld === null
+      ? `the sale neither sold out nor was cancelled (${L.authsOpen} authorisations stay open until it ends)`
+      : L.authsOpen === 0
+        ? `all ended ${(L.authsEndedMs! / 1000).toFixed(1)} s after ${L.soldOut ? 'selling out' : 'the cancel'} (${JSON.stringify(L.stats?.authorizations ?? {})})`
+        : `${L.authsOpen} still open ${(d.opts.settleMs / 1000).toFixed(0)} s after ${L.soldOut ? 'selling out' : 'the cancel'}; ${drainRate(L.authsTrace)}`,
+  );
 
   // §3.6 every hold ends.
   const heldNow = sumBy(items, (i) => i.held ?? 0);
-  check('§3.6', 'every hold ends', 'ledger', L.holdsEndedMs !== null && heldNow === 0,
-    `${L.stats?.holds ?? '?'} units held in the engine, ${L.stats?.orders?.reserved ?? '?'} reserved orders, ${heldNow} held in the ledger after settling`);
+  check(
+    '§3.6',
+    'every hold ends',
+    'ledger',
+    L.holdsEndedMs !== null && heldNow === 0,
+    `${L.stats?.holds ?? '?'} units held in the engine, ${L.stats?.orders?.reserved ?? '?'} reserved orders, ${heldNow} held in the ledger after settling`,
+  );
 
   // §3.7 nothing confirmed is lost.
   const ledgerIds = new Map(L.orders.map((o) => [o.order_id, o.status]));
   const confirmedTold = [...told].filter(([, o]) => o.status === 'confirmed');
   const missing = confirmedTold.filter(([id]) => ledgerIds.get(id) !== 'confirmed');
-  check('§3.7', 'every 201 confirmed is in the ledger', 'outside', L.truncated.includes('confirmed') && missing.length ? null : missing.length === 0,
-    `${confirmedTold.length} confirmed orders told to shoppers, ${missing.length} not confirmed in the ledger${missing.length ? ` (e.g. ${missing[0][0]}: ${ledgerIds.get(missing[0][0]) ?? 'absent'})` : ''}`);
+  check(
+    '§3.7',
+    'every 201 confirmed is in the ledger',
+    'outside',
+    L.truncated.includes('confirmed') && missing.length ? null : missing.length === 0,
+    `${confirmedTold.length} confirmed orders told to shoppers, ${missing.length} not confirmed in the ledger${missing.length ? ` (e.g. ${missing[0][0]}: ${ledgerIds.get(missing[0][0]) ?? 'absent'})` : ''}`,
+  );
 
   // Figures for the targets.
   const checkout = new Samples();
@@ -132,15 +183,47 @@ export function judge(d: DropData): Verdict {
     }
   }
   const soldUnits = sumBy(confirmedRows, (o) => o.quantity);
-  const botUnits = sumBy(confirmedRows.filter((o) => d.isBot(o.user_id)), (o) => o.quantity);
+  const botUnits = sumBy(
+    confirmedRows.filter((o) => d.isBot(o.user_id)),
+    (o) => o.quantity,
+  );
   const stillWaiting = people.filter((s) => s.outcome === 'stopped' && s.enterDoneAt !== undefined).length;
 
   const targets: Target[] = [
-    { name: 'checkout p99 (admitted people, first request to final answer)', goal: '< 500 ms', value: `${fmt(checkout.quantile(0.99))} ms (p50 ${fmt(checkout.quantile(0.5))}, ${checkout.count} checkouts)`, met: checkout.count ? checkout.quantile(0.99) < 500 : null },
-    { name: 'sold-out reaches every waiting stream', goal: '≤ 1 s after the last unit sold', value: soldOutNotice.sse.count ? `max ${fmt(soldOutNotice.sse.max)} ms, p99 ${fmt(soldOutNotice.sse.quantile(0.99))} ms over ${soldOutNotice.sse.count} streams${stillWaiting ? `; ${stillWaiting} people never told` : ''}` : 'no stream was waiting at sold-out', met: L.soldOut && soldOutNotice.sse.count ? soldOutNotice.sse.max <= 1000 && stillWaiting === 0 : null },
-    { name: 'sold-out reaches every polling client', goal: `≤ poll interval + 1 s (${(d.opts.pollEveryMs * 1.2 + 1000) / 1000} s)`, value: soldOutNotice.poll.count ? `max ${fmt(soldOutNotice.poll.max)} ms, p50 ${fmt(soldOutNotice.poll.quantile(0.5))} ms over ${soldOutNotice.poll.count} pollers` : 'no poller was waiting at sold-out', met: soldOutNotice.poll.count ? soldOutNotice.poll.max <= d.opts.pollEveryMs * 1.2 + 1000 : null },
-    { name: 'bots\u2019 share of units sold', goal: '< 5 %', value: soldUnits ? `${(100 * botUnits / soldUnits).toFixed(2)} % (${botUnits} of ${soldUnits})` : 'nothing sold', met: soldUnits ? botUnits / soldUnits < 0.05 : null },
-    { name: 'stock sells through', goal: `all ${units} units sold when demand exceeds stock`, value: `${soldUnits} sold`, met: people.length > units * 2 ? soldUnits === units : null },
+    {
+      name: 'checkout p99 (admitted people, first request to final answer)',
+      goal: '< 500 ms',
+      value: `${fmt(checkout.quantile(0.99))} ms (p50 ${fmt(checkout.quantile(0.5))}, ${checkout.count} checkouts)`,
+      met: checkout.count ? checkout.quantile(0.99) < 500 : null,
+    },
+    {
+      name: 'sold-out reaches every waiting stream',
+      goal: '≤ 1 s after the last unit sold',
+      value: soldOutNotice.sse.count
+        ? `max ${fmt(soldOutNotice.sse.max)} ms, p99 ${fmt(soldOutNotice.sse.quantile(0.99))} ms over ${soldOutNotice.sse.count} streams${stillWaiting ? `; ${stillWaiting} people never told` : ''}`
+        : 'no stream was waiting at sold-out',
+      met: L.soldOut && soldOutNotice.sse.count ? soldOutNotice.sse.max <= 1000 && stillWaiting === 0 : null,
+    },
+    {
+      name: 'sold-out reaches every polling client',
+      goal: `≤ poll interval + 1 s (${(d.opts.pollEveryMs * 1.2 + 1000) / 1000} s)`,
+      value: soldOutNotice.poll.count
+        ? `max ${fmt(soldOutNotice.poll.max)} ms, p50 ${fmt(soldOutNotice.poll.quantile(0.5))} ms over ${soldOutNotice.poll.count} pollers`
+        : 'no poller was waiting at sold-out',
+      met: soldOutNotice.poll.count ? soldOutNotice.poll.max <= d.opts.pollEveryMs * 1.2 + 1000 : null,
+    },
+    {
+      name: 'bots\u2019 share of units sold',
+      goal: '< 5 %',
+      value: soldUnits ? `${((100 * botUnits) / soldUnits).toFixed(2)} % (${botUnits} of ${soldUnits})` : 'nothing sold',
+      met: soldUnits ? botUnits / soldUnits < 0.05 : null,
+    },
+    {
+      name: 'stock sells through',
+      goal: `all ${units} units sold when demand exceeds stock`,
+      value: `${soldUnits} sold`,
+      met: people.length > units * 2 ? soldUnits === units : null,
+    },
     queueOpens(d, people),
   ];
 
@@ -149,21 +232,42 @@ export function judge(d: DropData): Verdict {
   const count = (xs: ShopperRecord[], f: (s: ShopperRecord) => boolean) => xs.filter(f).length;
   const figures: Figures = {
     people: {
-      total: people.length, entered: count(people, (s) => s.place !== undefined), streams: count(people, (s) => s.channel === 'sse'), pollers: count(people, (s) => s.channel === 'poll'),
-      admitted: count(people, (s) => s.admittedAt !== undefined), bought: count(people, (s) => s.outcome === 'bought'), sold_out: count(people, (s) => s.outcome === 'sold_out'),
-      held_back_as_bots: count(people, (s) => s.heldBack === true), expired: count(people, (s) => s.outcome === 'expired'), errors: count(people, (s) => s.outcome === 'error'), unfinished: count(people, (s) => s.outcome === 'stopped' || s.outcome === 'pending'),
+      total: people.length,
+      entered: count(people, (s) => s.place !== undefined),
+      streams: count(people, (s) => s.channel === 'sse'),
+      pollers: count(people, (s) => s.channel === 'poll'),
+      admitted: count(people, (s) => s.admittedAt !== undefined),
+      bought: count(people, (s) => s.outcome === 'bought'),
+      sold_out: count(people, (s) => s.outcome === 'sold_out'),
+      held_back_as_bots: count(people, (s) => s.heldBack === true),
+      expired: count(people, (s) => s.outcome === 'expired'),
+      errors: count(people, (s) => s.outcome === 'error'),
+      unfinished: count(people, (s) => s.outcome === 'stopped' || s.outcome === 'pending'),
     },
     bots: {
-      total: bots.length, entered: count(bots, (s) => s.place !== undefined), bought: count(bots, (s) => s.outcome === 'bought'),
-      purchase_requests: sumBy(bots, (s) => s.purchaseRequests), errors: count(bots, (s) => s.outcome === 'error'),
+      total: bots.length,
+      entered: count(bots, (s) => s.place !== undefined),
+      bought: count(bots, (s) => s.outcome === 'bought'),
+      purchase_requests: sumBy(bots, (s) => s.purchaseRequests),
+      errors: count(bots, (s) => s.outcome === 'error'),
     },
     errors: [...errors].sort((a, b) => b[1] - a[1]).slice(0, 8),
-    checkout, purchase, soldOutNotice, lastSoldAt, botUnits, soldUnits,
-    admittedPerSec: admissionsPerSecond(d, people), fifo,
+    checkout,
+    purchase,
+    soldOutNotice,
+    lastSoldAt,
+    botUnits,
+    soldUnits,
+    admittedPerSec: admissionsPerSecond(d, people),
+    fifo,
   };
   if (L.error) {
     // The ledger could not be read: every ledger-side check fails, saying why.
-    for (const c of checks) if (c.source === 'ledger') { c.held = false; c.detail = `the ledger could not be read: ${L.error}`; }
+    for (const c of checks)
+      if (c.source === 'ledger') {
+        c.held = false;
+        c.detail = `the ledger could not be read: ${L.error}`;
+      }
     check('§3.7', 'the ledger answers after the drop', 'ledger', false, L.error);
   }
   const ok = checks.every((c) => c.held !== false);
@@ -188,11 +292,19 @@ function fifoFigures(d: DropData, people: ShopperRecord[]): Figures['fifo'] {
   const byDone = [...entered].sort((a, b) => a.enterDoneAt! - b.enterDoneAt!);
   const prefixMax: number[] = [];
   let m = 0;
-  for (const s of byDone) { m = Math.max(m, s.place!); prefixMax.push(m); }
+  for (const s of byDone) {
+    m = Math.max(m, s.place!);
+    prefixMax.push(m);
+  }
   let entryInversions = 0;
   for (const b of entered) {
-    let lo = 0; let hi = byDone.length;
-    while (lo < hi) { const mid = (lo + hi) >> 1; if (byDone[mid].enterDoneAt! < b.enterSentAt!) lo = mid + 1; else hi = mid; }
+    let lo = 0;
+    let hi = byDone.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (byDone[mid].enterDoneAt! < b.enterSentAt!) lo = mid + 1;
+      else hi = mid;
+    }
     if (lo > 0 && prefixMax[lo - 1] > b.place!) entryInversions++;
   }
   const stamped = people.filter((s) => s.place && s.serverAdmittedAt !== undefined).sort((a, b) => a.place! - b.place!);
@@ -209,7 +321,11 @@ function fifoFigures(d: DropData, people: ShopperRecord[]): Figures['fifo'] {
 function admissionsPerSecond(d: DropData, people: ShopperRecord[]): Figures['admittedPerSec'] {
   const told: number[] = [];
   const server: number[] = [];
-  const bump = (a: number[], t: number) => { const i = Math.max(0, Math.floor((t - d.startedAt) / 1000)); while (a.length <= i) a.push(0); a[i]++; };
+  const bump = (a: number[], t: number) => {
+    const i = Math.max(0, Math.floor((t - d.startedAt) / 1000));
+    while (a.length <= i) a.push(0);
+    a[i]++;
+  };
   for (const s of people) {
     if (s.admittedAt !== undefined) bump(told, s.admittedAt);
     if (s.serverAdmittedAt !== undefined) bump(server, d.client.localTime(s.serverAdmittedAt));

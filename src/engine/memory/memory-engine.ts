@@ -5,9 +5,7 @@
  * is what `npm start`, demos and single-process tests run on.
  */
 import { randomUUID } from 'node:crypto';
-import type {
-  AdmitResult, Engine, EngineHold, EngineSale, EnterResult, ReserveRequest, ReserveResult, SaleLoad, SaleSnapshot,
-} from '../engine.js';
+import type { AdmitResult, Engine, EngineHold, EngineSale, EnterResult, ReserveRequest, ReserveResult, SaleLoad, SaleSnapshot } from '../engine.js';
 import { refuse } from '../engine-refusals.js';
 import { initialState, userSku } from '../initial-state.js';
 
@@ -36,7 +34,6 @@ interface SaleState {
   buyers: string[];
 }
 
-
 export class MemoryEngine implements Engine {
   readonly kind = 'memory' as const;
   private readonly sales = new Map<string, SaleState>();
@@ -49,23 +46,43 @@ export class MemoryEngine implements Engine {
     this.clock = opts.clock ?? Date.now;
   }
 
-  async now() { return this.clock(); }
+  async now() {
+    return this.clock();
+  }
   async ping() {}
-  async close() { this.sales.clear(); }
+  async close() {
+    this.sales.clear();
+  }
 
   async loadSale(load: SaleLoad): Promise<boolean> {
     if (this.sales.has(load.sale.id)) return false;
     const { stock, holds, perUser, buyers } = initialState(load);
     this.sales.set(load.sale.id, {
-      sale: structuredClone(load.sale), epoch: randomUUID().slice(0, 8), stock, holds, perUser,
-      idempotency: new Map(), places: new Map(), prequeue: new Map(), drawnPlaces: null, shadow: new Map(),
-      flags: new Map(), seq: 0, watermark: 0, watermarkLog: [], active: new Map(),
-      lastTickAt: this.clock(), carry: 0, buyers,
+      sale: structuredClone(load.sale),
+      epoch: randomUUID().slice(0, 8),
+      stock,
+      holds,
+      perUser,
+      idempotency: new Map(),
+      places: new Map(),
+      prequeue: new Map(),
+      drawnPlaces: null,
+      shadow: new Map(),
+      flags: new Map(),
+      seq: 0,
+      watermark: 0,
+      watermarkLog: [],
+      active: new Map(),
+      lastTickAt: this.clock(),
+      carry: 0,
+      buyers,
     });
     return true;
   }
 
-  async hasSale(saleId: string) { return this.sales.has(saleId); }
+  async hasSale(saleId: string) {
+    return this.sales.has(saleId);
+  }
 
   async updateSale(sale: EngineSale): Promise<void> {
     const s = this.state(sale.id);
@@ -84,7 +101,9 @@ export class MemoryEngine implements Engine {
     s.sale = structuredClone(sale);
   }
 
-  async dropSale(saleId: string) { this.sales.delete(saleId); }
+  async dropSale(saleId: string) {
+    this.sales.delete(saleId);
+  }
 
   async snapshot(saleId: string, buyersFrom: number): Promise<SaleSnapshot> {
     const s = this.state(saleId);
@@ -93,10 +112,21 @@ export class MemoryEngine implements Engine {
     const now = this.clock();
     const active = this.purgeLapsed(s, now);
     return {
-      now, epoch: s.epoch, startsAt: s.sale.startsAt, endsAt: s.sale.endsAt, cancelled: s.sale.cancelled,
-      watermark: s.watermark, entered: this.entered(s), prequeued: this.prequeued(s), drawn: s.drawnPlaces !== null,
-      active, remaining: Object.fromEntries(s.stock), heldUnits,
-      buyers: s.buyers.slice(buyersFrom), buyersNext: s.buyers.length, flags: Object.fromEntries(s.flags),
+      now,
+      epoch: s.epoch,
+      startsAt: s.sale.startsAt,
+      endsAt: s.sale.endsAt,
+      cancelled: s.sale.cancelled,
+      watermark: s.watermark,
+      entered: this.entered(s),
+      prequeued: this.prequeued(s),
+      drawn: s.drawnPlaces !== null,
+      active,
+      remaining: Object.fromEntries(s.stock),
+      heldUnits,
+      buyers: s.buyers.slice(buyersFrom),
+      buyersNext: s.buyers.length,
+      flags: Object.fromEntries(s.flags),
     };
   }
 
@@ -142,7 +172,11 @@ export class MemoryEngine implements Engine {
     const s = this.state(saleId);
     const now = this.clock();
     const sale = s.sale;
-    const idle = (): AdmitResult => { s.lastTickAt = now; s.carry = 0; return { watermark: s.watermark, admitted: 0 }; };
+    const idle = (): AdmitResult => {
+      s.lastTickAt = now;
+      s.carry = 0;
+      return { watermark: s.watermark, admitted: 0 };
+    };
     if (sale.cancelled || now < sale.startsAt || now >= sale.endsAt) return idle();
     if (sale.mode === 'randomized_prequeue') this.draw(s);
     let stock = 0;
@@ -189,7 +223,10 @@ export class MemoryEngine implements Engine {
     if (stock < req.quantity) refuse('INSUFFICIENT_STOCK');
 
     const hold: EngineHold = {
-      holdId: req.holdId, userId: req.userId, sku: req.sku, quantity: req.quantity,
+      holdId: req.holdId,
+      userId: req.userId,
+      sku: req.sku,
+      quantity: req.quantity,
       expiresAt: now + sale.reservationTtlSec * 1000,
     };
     s.stock.set(req.sku, stock - req.quantity);
@@ -295,7 +332,8 @@ export class MemoryEngine implements Engine {
     let hi = log.length - 1;
     while (lo < hi) {
       const mid = (lo + hi) >> 1;
-      if (log[mid][0] >= place) hi = mid; else lo = mid + 1;
+      if (log[mid][0] >= place) hi = mid;
+      else lo = mid + 1;
     }
     return log[lo]?.[1] ?? 0;
   }

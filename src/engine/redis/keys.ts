@@ -37,7 +37,20 @@ export interface SaleKeys {
 }
 
 const SALE_PARTS = [
-  'meta', 'items', 'stock', 'holds', 'holdexp', 'peruser', 'idem', 'places', 'pre', 'shadow', 'flags', 'active', 'wmlog', 'buyers',
+  'meta',
+  'items',
+  'stock',
+  'holds',
+  'holdexp',
+  'peruser',
+  'idem',
+  'places',
+  'pre',
+  'shadow',
+  'flags',
+  'active',
+  'wmlog',
+  'buyers',
 ] as const satisfies ReadonlyArray<keyof SaleKeys>;
 
 export class EngineKeys {
@@ -54,7 +67,11 @@ export class EngineKeys {
     return SALE_PARTS.map((part) => keys[part]);
   }
 
-  lease(name: string) { return `${this.prefix}:lease:${name}`; }
+  lease(name: string) {
+    return `${this.prefix}:lease:${name}`;
+  }
 
-  once(token: string) { return `${this.prefix}:once:${token}`; }
+  once(token: string) {
+    return `${this.prefix}:once:${token}`;
+  }
 }

@@ -5,9 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { Cluster, Redis } from 'ioredis';
-import type {
-  AdmitResult, Engine, EngineHold, EngineSale, EnterResult, ReserveRequest, ReserveResult, SaleLoad, SaleSnapshot,
-} from '../engine.js';
+import type { AdmitResult, Engine, EngineHold, EngineSale, EnterResult, ReserveRequest, ReserveResult, SaleLoad, SaleSnapshot } from '../engine.js';
 import { Refusal, refusalError } from '../engine-refusals.js';
 import { initialState } from '../initial-state.js';
 import { EngineKeys } from './keys.js';
@@ -19,8 +17,18 @@ import { loadScripts, luaRefusals } from './script-loader.js';
  * releases sharing a client or a Redis never run each other's scripts.
  */
 const SCRIPT_KEYS = {
-  loadSale: 7, updateSale: 3, snapshot: 6, enterQueue: 5, placeOf: 4, admit: 5, reserve: 10,
-  releaseHold: 5, confirmHold: 3, expiredHolds: 2, acquireLease: 1, releaseLease: 1,
+  loadSale: 7,
+  updateSale: 3,
+  snapshot: 6,
+  enterQueue: 5,
+  placeOf: 4,
+  admit: 5,
+  reserve: 10,
+  releaseHold: 5,
+  confirmHold: 3,
+  expiredHolds: 2,
+  acquireLease: 1,
+  releaseLease: 1,
 } as const;
 type ScriptName = keyof typeof SCRIPT_KEYS;
 const scripts = loadScripts(new URL('./lua/', import.meta.url), SCRIPT_KEYS, { 'includes/refusals': luaRefusals(Refusal) });
@@ -44,10 +52,13 @@ export const REDIS_CLIENT_OPTIONS = { enableAutoPipelining: true } as const;
 /** A Redis client, or a Cluster client when `clusterNodes` (`host:port` or `redis://host:port`) are given. */
 export function createRedis(opts: { url?: string; clusterNodes?: string[] } = {}): Redis | Cluster {
   if (opts.clusterNodes?.length) {
-    return new Cluster(opts.clusterNodes.map((node) => {
-      const url = new URL(node.includes('://') ? node : `redis://${node}`);
-      return { host: url.hostname, port: Number(url.port || 6379) };
-    }), REDIS_CLIENT_OPTIONS);
+    return new Cluster(
+      opts.clusterNodes.map((node) => {
+        const url = new URL(node.includes('://') ? node : `redis://${node}`);
+        return { host: url.hostname, port: Number(url.port || 6379) };
+      }),
+      REDIS_CLIENT_OPTIONS,
+    );
   }
   return new Redis(opts.url ?? 'redis://127.0.0.1:6379', REDIS_CLIENT_OPTIONS);
 }
@@ -69,7 +80,10 @@ export class RedisEngine implements Engine {
   readonly keys: EngineKeys;
   private readonly ownsClient: boolean;
 
-  constructor(readonly client: Redis | Cluster, opts: RedisEngineOptions = {}) {
+  constructor(
+    readonly client: Redis | Cluster,
+    opts: RedisEngineOptions = {},
+  ) {
     this.keys = new EngineKeys(opts.prefix);
     this.ownsClient = opts.ownsClient ?? false;
     for (const script of scripts.values()) {
@@ -93,10 +107,16 @@ export class RedisEngine implements Engine {
     const late = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new Error(`redis did not answer (${this.client.status})`)), 1000);
     });
-    try { await Promise.race([this.client.ping(), late]); } finally { clearTimeout(timer); }
+    try {
+      await Promise.race([this.client.ping(), late]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
-  async close() { if (this.ownsClient) await this.client.quit(); }
+  async close() {
+    if (this.ownsClient) await this.client.quit();
+  }
 
   async loadSale(load: SaleLoad): Promise<boolean> {
     const k = this.keys.sale(load.sale.id);
@@ -122,42 +142,57 @@ export class RedisEngine implements Engine {
     const k = this.keys.sale(saleId);
     // Array.slice semantics (negative counts from the end), within what LRANGE accepts.
     const from = Math.max(-(2 ** 40), Math.min(2 ** 40, Math.trunc(buyersFrom) || 0));
-    const r = await this.run('snapshot', [k.meta, k.stock, k.active, k.buyers, k.flags, k.pre], [from]) as ScriptReply[];
+    const r = (await this.run('snapshot', [k.meta, k.stock, k.active, k.buyers, k.flags, k.pre], [from])) as ScriptReply[];
     return {
-      now: r[0] as number, epoch: r[1] as string, startsAt: Number(r[2]), endsAt: Number(r[3]), cancelled: r[4] === 1,
-      watermark: r[5] as number, entered: r[6] as number, prequeued: r[7] as number, drawn: r[8] === 1, active: r[9] as number,
-      remaining: record(r[10] as string[]), heldUnits: Number(r[11]),
-      buyers: r[12] as string[], buyersNext: r[13] as number, flags: record(r[14] as string[]),
+      now: r[0] as number,
+      epoch: r[1] as string,
+      startsAt: Number(r[2]),
+      endsAt: Number(r[3]),
+      cancelled: r[4] === 1,
+      watermark: r[5] as number,
+      entered: r[6] as number,
+      prequeued: r[7] as number,
+      drawn: r[8] === 1,
+      active: r[9] as number,
+      remaining: record(r[10] as string[]),
+      heldUnits: Number(r[11]),
+      buyers: r[12] as string[],
+      buyersNext: r[13] as number,
+      flags: record(r[14] as string[]),
     };
   }
 
   async enterQueue(saleId: string, userId: string, opts: { draw: number; shadowReason?: string }): Promise<EnterResult> {
     const k = this.keys.sale(saleId);
-    const r = await this.run('enterQueue', [k.meta, k.places, k.shadow, k.pre, k.flags], [userId, opts.draw, opts.shadowReason ?? '']) as ScriptReply[];
+    const r = (await this.run('enterQueue', [k.meta, k.places, k.shadow, k.pre, k.flags], [userId, opts.draw, opts.shadowReason ?? ''])) as ScriptReply[];
     return { place: r[0] as number, epoch: r[1] as string, fresh: r[2] === 1, shadow: r[3] === 1 };
   }
 
   async placeOf(saleId: string, userId: string): Promise<number | null> {
     const k = this.keys.sale(saleId);
-    return await this.run('placeOf', [k.meta, k.places, k.pre, k.shadow], [userId]) as number | null;
+    return (await this.run('placeOf', [k.meta, k.places, k.pre, k.shadow], [userId])) as number | null;
   }
 
   async admit(saleId: string): Promise<AdmitResult> {
     const k = this.keys.sale(saleId);
-    const r = await this.run('admit', [k.meta, k.stock, k.active, k.wmlog, k.pre], []) as number[];
+    const r = (await this.run('admit', [k.meta, k.stock, k.active, k.wmlog, k.pre], [])) as number[];
     return { watermark: r[0], admitted: r[1] };
   }
 
   async reserve(saleId: string, req: ReserveRequest): Promise<ReserveResult> {
     const k = this.keys.sale(saleId);
-    const r = await this.run(
+    const r = (await this.run(
       'reserve',
       [k.meta, k.items, k.stock, k.holds, k.holdexp, k.peruser, k.idem, k.active, k.wmlog, k.buyers],
       [req.userId, req.place, req.sku, req.quantity, req.idempotencyKey, req.fingerprint, req.holdId],
-    ) as ScriptReply[];
+    )) as ScriptReply[];
     if (r[0] === 2) return { kind: 'replay', holdId: r[1] as string };
     const hold: EngineHold = {
-      holdId: req.holdId, userId: req.userId, sku: req.sku, quantity: req.quantity, expiresAt: Number(r[1]),
+      holdId: req.holdId,
+      userId: req.userId,
+      sku: req.sku,
+      quantity: req.quantity,
+      expiresAt: Number(r[1]),
     };
     return { kind: 'held', hold, remaining: Number(r[2]) };
   }
@@ -182,7 +217,7 @@ export class RedisEngine implements Engine {
     const n = Math.trunc(limit) || 0;
     if (n === 0) return [];
     const k = this.keys.sale(saleId);
-    const flat = await this.run('expiredHolds', [k.holdexp, k.holds], [score(before), n > 0 && n !== Infinity ? n : -1]) as string[];
+    const flat = (await this.run('expiredHolds', [k.holdexp, k.holds], [score(before), n > 0 && n !== Infinity ? n : -1])) as string[];
     const holds: EngineHold[] = [];
     for (let i = 0; i < flat.length; i += 2) holds.push(decodeHold(flat[i], flat[i + 1]));
     return n < 0 ? holds.slice(0, n) : holds;
@@ -235,9 +270,22 @@ function decodeHold(holdId: string, raw: string): EngineHold {
 /** The sale's settings as meta-hash fields (flat field/value list). */
 function saleFields(sale: EngineSale): string[] {
   return [
-    'startsAt', String(sale.startsAt), 'endsAt', String(sale.endsAt), 'cancelled', sale.cancelled ? '1' : '0',
-    'mode', sale.mode, 'rate', String(sale.admissionRatePerSec), 'admittedTtl', String(sale.admittedTtlSec),
-    'maxActive', String(sale.maxActive), 'reservationTtl', String(sale.reservationTtlSec),
+    'startsAt',
+    String(sale.startsAt),
+    'endsAt',
+    String(sale.endsAt),
+    'cancelled',
+    sale.cancelled ? '1' : '0',
+    'mode',
+    sale.mode,
+    'rate',
+    String(sale.admissionRatePerSec),
+    'admittedTtl',
+    String(sale.admittedTtlSec),
+    'maxActive',
+    String(sale.maxActive),
+    'reservationTtl',
+    String(sale.reservationTtlSec),
   ];
 }
 

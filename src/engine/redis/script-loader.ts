@@ -62,6 +62,8 @@ export function loadScripts<Name extends string>(dir: URL, table: Record<Name, n
 
 /** A Lua fragment declaring `REFUSAL.<CODE> = <n>` for each refusal code. */
 export function luaRefusals(codes: Record<string, number>): string {
-  const fields = Object.entries(codes).map(([code, n]) => `  ${code} = ${n},`).join('\n');
+  const fields = Object.entries(codes)
+    .map(([code, n]) => `  ${code} = ${n},`)
+    .join('\n');
   return `-- Generated from engine-refusals.ts: the negative replies a caller turns into errors.\nlocal REFUSAL = {\n${fields}\n}`;
 }

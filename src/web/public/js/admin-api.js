@@ -2,9 +2,27 @@
 const TOKEN_KEY = 'stampede.admin';
 
 export const adminToken = {
-  get() { try { return sessionStorage.getItem(TOKEN_KEY); } catch { return null; } },
-  set(token) { try { sessionStorage.setItem(TOKEN_KEY, token); } catch { /* kept in memory only */ } },
-  clear() { try { sessionStorage.removeItem(TOKEN_KEY); } catch { /* nothing kept */ } },
+  get() {
+    try {
+      return sessionStorage.getItem(TOKEN_KEY);
+    } catch {
+      return null;
+    }
+  },
+  set(token) {
+    try {
+      sessionStorage.setItem(TOKEN_KEY, token);
+    } catch {
+      /* kept in memory only */
+    }
+  },
+  clear() {
+    try {
+      sessionStorage.removeItem(TOKEN_KEY);
+    } catch {
+      /* nothing kept */
+    }
+  },
 };
 
 export class AdminError extends Error {
@@ -21,7 +39,8 @@ export async function admin(path, { method = 'GET', body, token = adminToken.get
   let res;
   try {
     res = await fetch(path, {
-      method, cache: 'no-store',
+      method,
+      cache: 'no-store',
       headers: { authorization: `Bearer ${token}`, accept: 'application/json', ...(body ? { 'content-type': 'application/json' } : {}) },
       body: body ? JSON.stringify(body) : undefined,
     });

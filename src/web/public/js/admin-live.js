@@ -26,7 +26,8 @@ export function watchSale(id, { cancel }) {
   const loadSale = async () => {
     sale = await admin(saleUrl(id));
     $('live-title').textContent = sale.name;
-    $('live-when').textContent = `${when(sale.starts_at)} – ${when(sale.ends_at)} · ${sale.items.length} item${sale.items.length > 1 ? 's' : ''} · ${sale.queue.admission_rate_per_sec}/s admission`;
+    $('live-when').textContent =
+      `${when(sale.starts_at)} – ${when(sale.ends_at)} · ${sale.items.length} item${sale.items.length > 1 ? 's' : ''} · ${sale.queue.admission_rate_per_sec}/s admission`;
     $('live-shop').href = `/sale?id=${encodeURIComponent(sale.id)}`;
     $('live-edit').href = `#/edit/${encodeURIComponent(sale.id)}`;
     paintStatus(sale.status);
@@ -46,7 +47,10 @@ export function watchSale(id, { cancel }) {
       const s = await admin(saleUrl(id, '/stats'));
       if (stopped) return;
       $('live-error').textContent = '';
-      if (sale && s.status !== sale.status) { sale.status = s.status; paintStatus(s.status); }
+      if (sale && s.status !== sale.status) {
+        sale.status = s.status;
+        paintStatus(s.status);
+      }
       paintStats(s);
       const at = Date.parse(s.server_time);
       const rejections = perSecond(lastRejections, s.rejections, (at - lastAt) / 1000);
@@ -55,7 +59,11 @@ export function watchSale(id, { cancel }) {
       charts.push(s, rejections);
       // A new or changed order shows in the list at once, not at the next slow poll.
       const orders = JSON.stringify(s.orders);
-      if (orders !== ordersSeen) { ordersSeen = orders; clearTimeout(ordersTimer); void pollOrders(); }
+      if (orders !== ordersSeen) {
+        ordersSeen = orders;
+        clearTimeout(ordersTimer);
+        void pollOrders();
+      }
     } catch (err) {
       if (!stopped) $('live-error').textContent = `Live counters paused: ${err.message}`;
     }
@@ -67,7 +75,9 @@ export function watchSale(id, { cancel }) {
     try {
       const { orders } = await admin(`${saleUrl(id, '/orders')}?limit=50`);
       if (!stopped) paintOrders(orders);
-    } catch { /* the stats line says so */ }
+    } catch {
+      /* the stats line says so */
+    }
     clearTimeout(ordersTimer);
     if (!stopped) ordersTimer = setTimeout(pollOrders, ORDERS_MS);
   };
@@ -76,7 +86,15 @@ export function watchSale(id, { cancel }) {
     if (sale && (await cancel(sale))) await loadSale();
   };
 
-  loadSale().then(() => { pollStats(); }, (err) => { $('live-title').textContent = 'Sale'; $('live-error').textContent = err.message; });
+  loadSale().then(
+    () => {
+      pollStats();
+    },
+    (err) => {
+      $('live-title').textContent = 'Sale';
+      $('live-error').textContent = err.message;
+    },
+  );
 
   return () => {
     stopped = true;
@@ -97,7 +115,9 @@ function perSecond(before, now, seconds) {
 
 function paintStats(s) {
   const remaining = s.items.reduce((n, i) => n + i.remaining, 0);
-  const set = (id, v) => { $(id).textContent = typeof v === 'number' ? v.toLocaleString() : v; };
+  const set = (id, v) => {
+    $(id).textContent = typeof v === 'number' ? v.toLocaleString() : v;
+  };
   set('kpi-entered', s.entered);
   set('kpi-waiting', s.waiting);
   set('kpi-admitted', s.admitted);
@@ -109,11 +129,13 @@ function paintStats(s) {
 
   const rows = s.items.map((i) => [i.sku, i.quantity, i.sold, i.held, i.remaining]);
   const body = $('items-live').tBodies[0];
-  body.replaceChildren(...rows.map((cells) => {
-    const tr = document.createElement('tr');
-    cells.forEach((c, k) => tr.append(el('td', typeof c === 'number' ? c.toLocaleString() : c, k ? 'num' : 'mono-cell')));
-    return tr;
-  }));
+  body.replaceChildren(
+    ...rows.map((cells) => {
+      const tr = document.createElement('tr');
+      cells.forEach((c, k) => tr.append(el('td', typeof c === 'number' ? c.toLocaleString() : c, k ? 'num' : 'mono-cell')));
+      return tr;
+    }),
+  );
   counts('order-counts', 'Orders', s.orders);
   counts('auth-counts', 'Card authorisations', s.authorizations);
   counts('reject-counts', 'Rejections', s.rejections);
@@ -133,21 +155,23 @@ function paintOrders(orders) {
   orders = [...orders].sort((a, b) => Date.parse(b.created_at) - Date.parse(a.created_at));
   $('orders-empty').hidden = orders.length > 0;
   $('orders-note').textContent = orders.length ? `· latest ${orders.length}` : '';
-  $('orders').tBodies[0].replaceChildren(...orders.map((o) => {
-    const tr = document.createElement('tr');
-    const status = document.createElement('td');
-    status.append(badge(o.status, o.status));
-    tr.append(
-      el('td', new Date(o.created_at).toLocaleTimeString()),
-      el('td', o.order_id.slice(0, 8), 'mono-cell'),
-      el('td', o.user_id.length > 18 ? `${o.user_id.slice(0, 16)}…` : o.user_id, 'mono-cell'),
-      el('td', o.sku, 'mono-cell'),
-      el('td', String(o.quantity), 'num'),
-      el('td', money(o.amount_cents, o.currency), 'num'),
-      status,
-    );
-    return tr;
-  }));
+  $('orders').tBodies[0].replaceChildren(
+    ...orders.map((o) => {
+      const tr = document.createElement('tr');
+      const status = document.createElement('td');
+      status.append(badge(o.status, o.status));
+      tr.append(
+        el('td', new Date(o.created_at).toLocaleTimeString()),
+        el('td', o.order_id.slice(0, 8), 'mono-cell'),
+        el('td', o.user_id.length > 18 ? `${o.user_id.slice(0, 16)}…` : o.user_id, 'mono-cell'),
+        el('td', o.sku, 'mono-cell'),
+        el('td', String(o.quantity), 'num'),
+        el('td', money(o.amount_cents, o.currency), 'num'),
+        status,
+      );
+      return tr;
+    }),
+  );
 }
 
 // ——— charts ———
@@ -158,18 +182,22 @@ function makeCharts() {
   Chart.defaults.font.family = getComputedStyle(document.body).fontFamily;
   Chart.defaults.color = '#4b5563';
   const labels = [];
-  const line = (canvas, series, { stacked = false, bar = false } = {}) => new Chart($(canvas), {
-    type: bar ? 'bar' : 'line',
-    data: { labels, datasets: series.map((name, i) => dataset(name, i, bar)) },
-    options: {
-      animation: false, responsive: true, maintainAspectRatio: false, interaction: { mode: 'index', intersect: false },
-      plugins: { legend: { position: 'bottom', labels: { boxWidth: 10, boxHeight: 10, usePointStyle: true } } },
-      scales: {
-        x: { stacked, ticks: { maxTicksLimit: 6, maxRotation: 0 }, grid: { display: false } },
-        y: { stacked, beginAtZero: true, ticks: { precision: 0, maxTicksLimit: 5 }, grid: { color: '#eef0f4' } },
+  const line = (canvas, series, { stacked = false, bar = false } = {}) =>
+    new Chart($(canvas), {
+      type: bar ? 'bar' : 'line',
+      data: { labels, datasets: series.map((name, i) => dataset(name, i, bar)) },
+      options: {
+        animation: false,
+        responsive: true,
+        maintainAspectRatio: false,
+        interaction: { mode: 'index', intersect: false },
+        plugins: { legend: { position: 'bottom', labels: { boxWidth: 10, boxHeight: 10, usePointStyle: true } } },
+        scales: {
+          x: { stacked, ticks: { maxTicksLimit: 6, maxRotation: 0 }, grid: { display: false } },
+          y: { stacked, beginAtZero: true, ticks: { precision: 0, maxTicksLimit: 5 }, grid: { color: '#eef0f4' } },
+        },
       },
-    },
-  });
+    });
   const queue = line('chart-queue', ['Waiting', 'Admitted', 'Entered']);
   const stock = line('chart-stock', ['Remaining', 'Holds', 'Sold']);
   const rps = line('chart-rps', ['Requests/s']);
@@ -193,14 +221,19 @@ function makeCharts() {
           rejections.data.datasets.push(d);
         }
       }
-      add(rejections, rejections.data.datasets.map((d) => rejected[d.label] ?? 0));
+      add(
+        rejections,
+        rejections.data.datasets.map((d) => rejected[d.label] ?? 0),
+      );
       if (labels.length > POINTS) {
         labels.shift();
         for (const c of all) for (const d of c.data.datasets) d.data.shift();
       }
       for (const c of all) c.update('none');
     },
-    destroy() { for (const c of all) c.destroy(); },
+    destroy() {
+      for (const c of all) c.destroy();
+    },
   };
 }
 

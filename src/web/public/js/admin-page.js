@@ -49,12 +49,16 @@ async function signIn(e) {
   e.preventDefault();
   const token = $('admin-token').value.trim();
   $('login-error').textContent = '';
-  if (!token) { $('login-error').textContent = 'Please enter the admin token.'; return; }
+  if (!token) {
+    $('login-error').textContent = 'Please enter the admin token.';
+    return;
+  }
   try {
     await admin('/api/admin/flash-sales', { token });
     adminToken.set(token);
     $('admin-token').value = '';
-    if (!location.hash || location.hash === '#/') location.hash = '#/sales'; else route();
+    if (!location.hash || location.hash === '#/') location.hash = '#/sales';
+    else route();
   } catch (err) {
     $('login-error').textContent = err.status === 401 ? 'That token was not accepted.' : err.message;
   }
@@ -97,7 +101,14 @@ async function listSales() {
       cancel.addEventListener('click', () => confirmCancel(s).then((done) => done && listSales()));
       actions.append(cancel);
     }
-    const cells = [name, badge(s.status), el('span', when(s.starts_at)), el('span', `${minutes} min`), el('span', `${sold.toLocaleString()} / ${total.toLocaleString()}`), actions];
+    const cells = [
+      name,
+      badge(s.status),
+      el('span', when(s.starts_at)),
+      el('span', `${minutes} min`),
+      el('span', `${sold.toLocaleString()} / ${total.toLocaleString()}`),
+      actions,
+    ];
     cells.forEach((c, i) => {
       const td = document.createElement('td');
       if (i === 4) td.className = 'num';
@@ -115,16 +126,20 @@ function confirmCancel(sale) {
   dialog.returnValue = '';
   dialog.showModal();
   return new Promise((resolve) => {
-    dialog.addEventListener('close', async () => {
-      if (dialog.returnValue !== 'cancel') return resolve(false);
-      try {
-        await admin(saleUrl(sale.id, '/cancel'), { method: 'POST' });
-        resolve(true);
-      } catch (err) {
-        alert(`The sale could not be cancelled: ${err.message}`);
-        resolve(false);
-      }
-    }, { once: true });
+    dialog.addEventListener(
+      'close',
+      async () => {
+        if (dialog.returnValue !== 'cancel') return resolve(false);
+        try {
+          await admin(saleUrl(sale.id, '/cancel'), { method: 'POST' });
+          resolve(true);
+        } catch (err) {
+          alert(`The sale could not be cancelled: ${err.message}`);
+          resolve(false);
+        }
+      },
+      { once: true },
+    );
   });
 }
 
@@ -183,7 +198,8 @@ async function openForm(id) {
     $('f-reservation').value = s.reservation_ttl_sec;
     $('f-pow').value = s.bot_protection.pow_difficulty;
     for (const item of s.items) addItemRow(item);
-    if (s.status !== 'scheduled') $('form-error').textContent = `This sale is ${STATUS_LABEL[s.status]?.toLowerCase() ?? s.status}; only a scheduled sale can be changed.`;
+    if (s.status !== 'scheduled')
+      $('form-error').textContent = `This sale is ${STATUS_LABEL[s.status]?.toLowerCase() ?? s.status}; only a scheduled sale can be changed.`;
   } catch (err) {
     $('form-error').textContent = err.message;
   }
@@ -201,8 +217,12 @@ function formBody() {
     items: [...$('items').tBodies[0].rows].map((tr) => {
       const v = (cls) => tr.querySelector(cls).value.trim();
       return {
-        sku: v('.i-sku'), name: v('.i-name'), price_cents: Math.round(Number.parseFloat(v('.i-price')) * 100), currency,
-        quantity: Number.parseInt(v('.i-qty'), 10), per_user_limit: Number.parseInt(v('.i-limit'), 10) || 1,
+        sku: v('.i-sku'),
+        name: v('.i-name'),
+        price_cents: Math.round(Number.parseFloat(v('.i-price')) * 100),
+        currency,
+        quantity: Number.parseInt(v('.i-qty'), 10),
+        per_user_limit: Number.parseInt(v('.i-limit'), 10) || 1,
       };
     }),
     queue: { mode: $('f-mode').value, admission_rate_per_sec: int('f-rate'), admitted_ttl_sec: int('f-admitted') },
@@ -249,6 +269,10 @@ function fieldError(input, message) {
 $('login-form').addEventListener('submit', signIn);
 $('sale-form').addEventListener('submit', submitForm);
 $('add-item').addEventListener('click', () => addItemRow());
-$('sign-out').addEventListener('click', () => { adminToken.clear(); location.hash = ''; route(); });
+$('sign-out').addEventListener('click', () => {
+  adminToken.clear();
+  location.hash = '';
+  route();
+});
 addEventListener('hashchange', route);
 route();

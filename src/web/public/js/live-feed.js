@@ -32,7 +32,13 @@ export function follow(saleId, ticket, onEvent) {
     pollTimer = 0;
     es = new EventSource(api.eventsUrl(saleId, ticket));
     for (const kind of EVENTS) {
-      es.addEventListener(kind, (e) => { try { emit(kind, JSON.parse(e.data)); } catch { /* a torn message: the next one fixes it */ } });
+      es.addEventListener(kind, (e) => {
+        try {
+          emit(kind, JSON.parse(e.data));
+        } catch {
+          /* a torn message: the next one fixes it */
+        }
+      });
     }
     // Another tab of this shopper opened the stream (a ticket holds one): this tab polls instead.
     es.addEventListener('replaced', () => {
@@ -69,6 +75,8 @@ export function follow(saleId, ticket, onEvent) {
       clearTimeout(pollTimer);
       clearTimeout(retryTimer);
     },
-    get mode() { return es ? 'live' : 'polling'; },
+    get mode() {
+      return es ? 'live' : 'polling';
+    },
   };
 }

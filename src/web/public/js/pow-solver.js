@@ -28,7 +28,10 @@ self.onmessage = async ({ data: c }) => {
         }
       }
       const now = performance.now();
-      if (now - lastReport > 50) { lastReport = now; self.postMessage({ progress: end + 1 }); }
+      if (now - lastReport > 50) {
+        lastReport = now;
+        self.postMessage({ progress: end + 1 });
+      }
     }
     throw new Error('No solution found');
   } catch (err) {

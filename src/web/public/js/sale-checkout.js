@@ -21,10 +21,7 @@ export async function admitted(d) {
   paintPreauth();
   announce('It’s your turn. You can buy now.', true);
   // The SSE message carries neither the turn's end nor per-item stock: fetch both once.
-  const [view, inv] = await Promise.all([
-    st.admitUntil ? null : api.status(saleId, st.ticket).catch(() => null),
-    api.inventory(saleId).catch(() => null),
-  ]);
+  const [view, inv] = await Promise.all([st.admitUntil ? null : api.status(saleId, st.ticket).catch(() => null), api.inventory(saleId).catch(() => null)]);
   if (view?.admission_expires_at) st.admitUntil = Date.parse(view.admission_expires_at);
   if (inv) updateStock(inv.items);
 }
@@ -37,7 +34,11 @@ async function buy(sku) {
   let token;
   if (!st.preauth) {
     token = cardToken($('card2').value);
-    if (!token) { err.textContent = 'Please enter your card number to buy.'; $('card2').focus(); return; }
+    if (!token) {
+      err.textContent = 'Please enter your card number to buy.';
+      $('card2').focus();
+      return;
+    }
   }
   // One key per intent to buy this item: a retry of the same intent must not make a second order.
   if (st.intent?.sku !== sku) st.intent = { sku, key: uuid() };
@@ -45,7 +46,10 @@ async function buy(sku) {
   st.buying = true;
   for (const b of document.querySelectorAll('.buy')) {
     b.disabled = true;
-    if (b.dataset.sku === sku) { b.textContent = 'Buying…'; b.removeAttribute('aria-label'); }
+    if (b.dataset.sku === sku) {
+      b.textContent = 'Buying…';
+      b.removeAttribute('aria-label');
+    }
   }
   const body = { ticket: st.ticket, sku, quantity: 1, ...(token ? { payment_token: token } : {}) };
   try {
@@ -61,7 +65,8 @@ async function buy(sku) {
     st.intent = null;
     const item = st.sale.items.find((i) => i.sku === order.sku);
     store.set(KEY.order, JSON.stringify({ ...order, name: item?.name }));
-    if (order.status === 'confirmed') confirmed(order); else payOwed(order);
+    if (order.status === 'confirmed') confirmed(order);
+    else payOwed(order);
   } catch (x) {
     buyFailed(x, sku);
   } finally {
@@ -75,7 +80,8 @@ function buyFailed(x, sku) {
   const err = $('buy-error');
   if (!x.transient) st.intent = null;
   switch (x.code) {
-    case 'SOLD_OUT': case 'INSUFFICIENT_STOCK':
+    case 'SOLD_OUT':
+    case 'INSUFFICIENT_STOCK':
       st.stock[sku] = 0;
       if (paintStock() === 0) return soldOut();
       err.textContent = 'That one just sold out — but there’s still another option.';
@@ -88,12 +94,21 @@ function buyFailed(x, sku) {
       err.textContent = 'Your card was declined — nothing was charged. Please try another card.';
       $('card2').focus();
       return;
-    case 'ADMISSION_EXPIRED': return ended('expired');
-    case 'SALE_ENDED': return ended('ended');
-    case 'SALE_CANCELLED': return ended('cancelled');
-    case 'TICKET_INVALID': case 'TICKET_EXPIRED': case 'TICKET_WRONG_USER': case 'TICKET_WRONG_SALE': case 'QUEUE_RESTARTED':
+    case 'ADMISSION_EXPIRED':
+      return ended('expired');
+    case 'SALE_ENDED':
+      return ended('ended');
+    case 'SALE_CANCELLED':
+      return ended('cancelled');
+    case 'TICKET_INVALID':
+    case 'TICKET_EXPIRED':
+    case 'TICKET_WRONG_USER':
+    case 'TICKET_WRONG_SALE':
+    case 'QUEUE_RESTARTED':
       return ticketLost(x);
-    case 'LIMIT_REACHED': err.textContent = 'You’ve already bought the most this drop allows per person.'; return;
+    case 'LIMIT_REACHED':
+      err.textContent = 'You’ve already bought the most this drop allows per person.';
+      return;
   }
   if (x.transient || x.code === 'RATE_LIMITED') {
     err.textContent = 'We couldn’t reach the shop. Your order is safe to send again — you won’t be charged twice.';
@@ -123,7 +138,10 @@ function payOwed(order) {
   $('pay-form').onsubmit = async (e) => {
     e.preventDefault();
     const token = cardToken($('card3').value);
-    if (!token) { $('pay-error').textContent = 'Please enter a card number.'; return; }
+    if (!token) {
+      $('pay-error').textContent = 'Please enter a card number.';
+      return;
+    }
     $('pay-btn').disabled = true;
     try {
       const paid = await api.pay(order.order_id, token);

@@ -18,14 +18,19 @@ export function renderSale() {
   for (const item of s.items) st.stock[item.sku] ??= item.remaining;
   // Items change only before the start (an admin's edit): draw them again only then.
   const items = JSON.stringify(s.items.map((i) => [i.sku, i.name, i.price_cents, i.quantity]));
-  if (items !== st.items) { st.items = items; renderProducts($('products-intro'), null); }
+  if (items !== st.items) {
+    st.items = items;
+    renderProducts($('products-intro'), null);
+  }
   const pow = s.bot_protection?.pow_difficulty > 0;
   const scheduled = s.status === 'scheduled';
   $('countdown').hidden = !scheduled;
   $('open-now').hidden = scheduled;
   $('cd-when').textContent = scheduled ? `Opens ${startWords(st.startsAt)}` : '';
-  $('join-note').textContent = !scheduled ? 'Places go in order of arrival. We let you in as soon as it’s your turn.'
-    : s.queue?.mode === 'randomized_prequeue' ? 'Everyone who joins before the start gets a random place — no need to rush.'
+  $('join-note').textContent = !scheduled
+    ? 'Places go in order of arrival. We let you in as soon as it’s your turn.'
+    : s.queue?.mode === 'randomized_prequeue'
+      ? 'Everyone who joins before the start gets a random place — no need to rush.'
       : 'Join now to hold your place. Places go in order of arrival.';
   $('pow-label').textContent = pow ? 'Checking your browser…' : 'Joining…';
 }
@@ -37,7 +42,9 @@ async function refreshSale() {
     updateStock(st.sale.items);
     if (st.view === 'sale' && st.sale.status === 'sold_out') soldOut();
     else if (st.view === 'sale' && (st.sale.status === 'ended' || st.sale.status === 'cancelled')) ended(st.sale.status);
-  } catch { /* keep what we have; the next tick tries again */ }
+  } catch {
+    /* keep what we have; the next tick tries again */
+  }
 }
 
 /** One tick of the page clock (`now` is the server's). */
@@ -73,9 +80,15 @@ function solve(challenge) {
         worker.terminate();
         resolve(data.solution);
       }
-      if (data.error) { worker.terminate(); reject(new Error(data.error)); }
+      if (data.error) {
+        worker.terminate();
+        reject(new Error(data.error));
+      }
     };
-    worker.onerror = (e) => { worker.terminate(); reject(new Error(e.message || 'worker failed')); };
+    worker.onerror = (e) => {
+      worker.terminate();
+      reject(new Error(e.message || 'worker failed'));
+    };
     worker.postMessage(challenge);
   });
 }
@@ -118,9 +131,12 @@ export async function join(onEntered) {
     $('pow').hidden = true;
     if (err.code === 'SALE_ENDED' || err.code === 'SALE_CANCELLED') return ended(err.code === 'SALE_ENDED' ? 'ended' : 'cancelled');
     if (err.code === 'DEMO_DISABLED') return void ($('join-error').textContent = 'Please sign in to the shop first, then come back to this page.');
-    $('join-error').textContent = err.status === 0 ? 'We couldn’t reach the shop. Check your connection and try again.'
-      : err.code === 'RATE_LIMITED' ? 'Lots of people are joining right now. Please try again in a few seconds.'
-        : err.message;
+    $('join-error').textContent =
+      err.status === 0
+        ? 'We couldn’t reach the shop. Check your connection and try again.'
+        : err.code === 'RATE_LIMITED'
+          ? 'Lots of people are joining right now. Please try again in a few seconds.'
+          : err.message;
   }
 }
 
@@ -132,6 +148,8 @@ export function ticketLost(err) {
   stopFeed();
   st.view = 'lost';
   show('sale', 'Join the queue');
-  $('join-error').textContent = err.code === 'QUEUE_RESTARTED' ? 'The queue was restarted. Please join again — it only takes a moment.'
-    : 'We couldn’t restore your place. Please join the queue again.';
+  $('join-error').textContent =
+    err.code === 'QUEUE_RESTARTED'
+      ? 'The queue was restarted. Please join again — it only takes a moment.'
+      : 'We couldn’t restore your place. Please join the queue again.';
 }

@@ -16,7 +16,10 @@ export function confirmed(order) {
 
 export function soldOut() {
   // Our own purchase may have taken the last unit: its answer, not the broadcast, decides.
-  if (st.buying) { st.soldOutLater = true; return; }
+  if (st.buying) {
+    st.soldOutLater = true;
+    return;
+  }
   if (FINAL.has(st.view) || st.view === 'pay') return;
   $('soldout-card').hidden = !st.preauth;
   show('soldout', 'Sold out');

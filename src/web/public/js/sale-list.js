@@ -28,7 +28,12 @@ async function main() {
     badge.textContent = LABEL[s.status] ?? s.status;
     badge.classList.add(`status-${s.status}`);
     li.querySelector('.drop-name').textContent = s.name;
-    li.querySelector('.drop-when').textContent = s.status === 'scheduled' ? `Starts ${startWords(Date.parse(s.starts_at))}` : s.status === 'sold_out' ? 'Every unit found a home' : `${s.items.reduce((n, i) => n + i.remaining, 0).toLocaleString()} left`;
+    li.querySelector('.drop-when').textContent =
+      s.status === 'scheduled'
+        ? `Starts ${startWords(Date.parse(s.starts_at))}`
+        : s.status === 'sold_out'
+          ? 'Every unit found a home'
+          : `${s.items.reduce((n, i) => n + i.remaining, 0).toLocaleString()} left`;
     const from = Math.min(...s.items.map((i) => i.price_cents));
     li.querySelector('.drop-from').textContent = `${s.items.length > 1 ? 'From ' : ''}${money(from, s.items[0].currency)}`;
     list.append(li);

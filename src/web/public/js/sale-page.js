@@ -36,12 +36,18 @@ function onEvent(kind, d) {
   if (kind === 'ended') return ended(d.status === 'cancelled' || d.sale_status === 'cancelled' ? 'cancelled' : 'ended');
   if (d.server_time && d.starts_at) st.startsAt = Date.parse(d.starts_at);
   switch (d.status) {
-    case 'waiting': return waiting(d);
-    case 'admitted': return admitted(d);
-    case 'purchased': return purchased();
-    case 'sold_out': return soldOut();
-    case 'expired': return ended('expired');
-    case 'ended': return ended(d.sale_status === 'cancelled' ? 'cancelled' : 'ended');
+    case 'waiting':
+      return waiting(d);
+    case 'admitted':
+      return admitted(d);
+    case 'purchased':
+      return purchased();
+    case 'sold_out':
+      return soldOut();
+    case 'expired':
+      return ended('expired');
+    case 'ended':
+      return ended(d.sale_status === 'cancelled' ? 'cancelled' : 'ended');
   }
 }
 
@@ -64,7 +70,11 @@ function tick() {
 
 function formatCard(e) {
   const el = e.target;
-  if (/^[\d\s]*$/.test(el.value)) el.value = el.value.replace(/\D/g, '').slice(0, 19).replace(/(\d{4})(?=\d)/g, '$1 ');
+  if (/^[\d\s]*$/.test(el.value))
+    el.value = el.value
+      .replace(/\D/g, '')
+      .slice(0, 19)
+      .replace(/(\d{4})(?=\d)/g, '$1 ');
 }
 
 async function main() {
@@ -89,7 +99,10 @@ async function main() {
       if (!FINAL.has(st.view)) startFeed();
       if (st.view !== 'loading') return;
     } catch (err) {
-      if (err.status >= 400 && err.status < 500) { store.del(KEY.ticket); st.ticket = null; }
+      if (err.status >= 400 && err.status < 500) {
+        store.del(KEY.ticket);
+        st.ticket = null;
+      }
     }
   }
   const s = st.sale.status;

@@ -7,7 +7,14 @@ import { clock, money } from '/js/shop-api.js';
 import { $, st } from '/js/sale-state.js';
 import { soldOut } from '/js/sale-endings.js';
 
-const PALETTES = [['#c7d2fe', '#6366f1'], ['#bae6fd', '#0284c7'], ['#fbcfe8', '#db2777'], ['#bbf7d0', '#059669'], ['#fde68a', '#d97706'], ['#ddd6fe', '#7c3aed']];
+const PALETTES = [
+  ['#c7d2fe', '#6366f1'],
+  ['#bae6fd', '#0284c7'],
+  ['#fbcfe8', '#db2777'],
+  ['#bbf7d0', '#059669'],
+  ['#fde68a', '#d97706'],
+  ['#ddd6fe', '#7c3aed'],
+];
 
 /** `onBuy(sku)` is the Buy button's action; without it the cards show no button. */
 export function renderProducts(list, onBuy) {
@@ -20,7 +27,10 @@ export function renderProducts(list, onBuy) {
     li.querySelector('.art').style.background = `linear-gradient(135deg, ${a}, ${b})`;
     // The variant's initial when the name has one ("Aurora X1 · Frost" → F), else the name's.
     const label = item.name.includes('·') ? item.name.split('·').pop() : item.name;
-    li.querySelector('.art-mono').textContent = label.replace(/[^\p{L}\p{N}]/gu, '').slice(0, 1).toUpperCase();
+    li.querySelector('.art-mono').textContent = label
+      .replace(/[^\p{L}\p{N}]/gu, '')
+      .slice(0, 1)
+      .toUpperCase();
     li.querySelector('.product-name').textContent = item.name;
     li.querySelector('.product-price').textContent = money(item.price_cents, item.currency);
     const btn = li.querySelector('.buy');
@@ -45,9 +55,14 @@ export function paintStock() {
     for (const li of st.products.get(item.sku) ?? []) {
       li.classList.toggle('gone', left === 0);
       li.querySelector('.stock-bar span').style.width = `${item.quantity ? Math.round((100 * left) / item.quantity) : 0}%`;
-      li.querySelector('.stock-text').textContent = left === 0 ? 'Sold out'
-        : !open ? `${left.toLocaleString()} available`
-          : left <= 10 ? `Only ${left} left` : `${left.toLocaleString()} of ${item.quantity.toLocaleString()} left`;
+      li.querySelector('.stock-text').textContent =
+        left === 0
+          ? 'Sold out'
+          : !open
+            ? `${left.toLocaleString()} available`
+            : left <= 10
+              ? `Only ${left} left`
+              : `${left.toLocaleString()} of ${item.quantity.toLocaleString()} left`;
       const btn = li.querySelector('.buy');
       if (!btn.hidden && !st.buying) {
         btn.disabled = left === 0;

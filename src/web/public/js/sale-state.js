@@ -13,9 +13,24 @@ export const FINAL = new Set(['confirmed', 'soldout', 'ended']);
 export const TICKET_GONE = /^(TICKET_|QUEUE_RESTARTED)/;
 
 export const st = {
-  sale: null, items: '', ticket: null, view: 'loading', feed: null, stock: {}, startsAt: 0, refreshAt: 0,
-  firstPos: 0, etaAt: null, admitUntil: 0, payUntil: 0, buying: false, intent: null, soldOutLater: false,
-  preauth: store.json(KEY.auth), lastAnnounce: 0, products: new Map(),
+  sale: null,
+  items: '',
+  ticket: null,
+  view: 'loading',
+  feed: null,
+  stock: {},
+  startsAt: 0,
+  refreshAt: 0,
+  firstPos: 0,
+  etaAt: null,
+  admitUntil: 0,
+  payUntil: 0,
+  buying: false,
+  intent: null,
+  soldOutLater: false,
+  preauth: store.json(KEY.auth),
+  lastAnnounce: 0,
+  products: new Map(),
 };
 
 export function show(view, title) {

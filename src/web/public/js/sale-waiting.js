@@ -55,7 +55,9 @@ export function paintPreauth() {
   const done = !!st.preauth;
   $('preauth-fields').hidden = done;
   $('preauth-ok').hidden = !done;
-  if (done) $('preauth-ok').textContent = `Card ending ${st.preauth.last4} is ready: ${money(st.preauth.amount, st.preauth.currency)} authorised. We only charge you if you get one.`;
+  if (done)
+    $('preauth-ok').textContent =
+      `Card ending ${st.preauth.last4} is ready: ${money(st.preauth.amount, st.preauth.currency)} authorised. We only charge you if you get one.`;
   $('testcards').hidden = !isDemo();
   for (const id of ['card', 'card2', 'card3']) if (isDemo() && !$(id).value) $(id).value = DEMO_CARD;
 }
@@ -70,7 +72,11 @@ export async function preAuth(e) {
   const token = cardToken($('card').value);
   const err = $('preauth-error');
   err.textContent = '';
-  if (!token) { err.textContent = 'Please enter a card number.'; $('card').focus(); return; }
+  if (!token) {
+    err.textContent = 'Please enter a card number.';
+    $('card').focus();
+    return;
+  }
   const btn = $('preauth-btn');
   btn.disabled = true;
   btn.textContent = 'Authorising…';
@@ -83,9 +89,12 @@ export async function preAuth(e) {
   } catch (x) {
     if (x.code === 'SOLD_OUT') return soldOut();
     if (TICKET_GONE.test(x.code)) return ticketLost(x);
-    err.textContent = x.code === 'PAYMENT_DECLINED' ? 'That card was declined — nothing was charged. Please try another card.'
-      : x.status === 0 || x.transient ? 'We couldn’t reach the payment service. Please try again.'
-        : x.message;
+    err.textContent =
+      x.code === 'PAYMENT_DECLINED'
+        ? 'That card was declined — nothing was charged. Please try another card.'
+        : x.status === 0 || x.transient
+          ? 'We couldn’t reach the payment service. Please try again.'
+          : x.message;
   } finally {
     btn.disabled = false;
     btn.textContent = 'Authorise card';

@@ -28,7 +28,9 @@ export class ApiError extends Error {
  * replaces it after a while, so a long-lived page keeps up with the server.
  */
 export const clock = {
-  base: null, at: 0, rtt: Infinity,
+  base: null,
+  at: 0,
+  rtt: Infinity,
   sample(iso, t0, t1, age) {
     const server = Date.parse(iso);
     if (Number.isNaN(server)) return;
@@ -39,15 +41,41 @@ export const clock = {
     this.at = t1;
   },
   /** Server time in epoch milliseconds. */
-  now() { return this.base === null ? Date.now() : this.base + (performance.now() - this.at); },
+  now() {
+    return this.base === null ? Date.now() : this.base + (performance.now() - this.at);
+  },
 };
 
 /** localStorage that never throws (private mode, full quota, storage off). */
 export const store = {
-  get(key) { try { return localStorage.getItem(key); } catch { return null; } },
-  set(key, value) { try { localStorage.setItem(key, value); } catch { /* the page still works, without resuming */ } },
-  del(key) { try { localStorage.removeItem(key); } catch { /* as above */ } },
-  json(key) { try { return JSON.parse(this.get(key)); } catch { return null; } },
+  get(key) {
+    try {
+      return localStorage.getItem(key);
+    } catch {
+      return null;
+    }
+  },
+  set(key, value) {
+    try {
+      localStorage.setItem(key, value);
+    } catch {
+      /* the page still works, without resuming */
+    }
+  },
+  del(key) {
+    try {
+      localStorage.removeItem(key);
+    } catch {
+      /* as above */
+    }
+  },
+  json(key) {
+    try {
+      return JSON.parse(this.get(key));
+    } catch {
+      return null;
+    }
+  },
 };
 
 let pendingSession = null;
@@ -56,11 +84,15 @@ let pendingSession = null;
 export async function userToken() {
   const known = store.get(TOKEN_KEY);
   if (known) return known;
-  pendingSession ??= call('/api/session', { method: 'POST', body: {} }).then(({ data }) => {
-    store.set(TOKEN_KEY, data.token);
-    store.set('stampede.demo', '1');
-    return data.token;
-  }).finally(() => { pendingSession = null; });
+  pendingSession ??= call('/api/session', { method: 'POST', body: {} })
+    .then(({ data }) => {
+      store.set(TOKEN_KEY, data.token);
+      store.set('stampede.demo', '1');
+      return data.token;
+    })
+    .finally(() => {
+      pendingSession = null;
+    });
   return pendingSession;
 }
 
@@ -79,7 +111,12 @@ export async function call(path, { method = 'GET', body, auth = false, headers =
     const t0 = performance.now();
     let res;
     try {
-      res = await fetch(BASE + path, { method, headers: h, body: body === undefined ? undefined : JSON.stringify(body), cache: fresh ? 'no-store' : 'default' });
+      res = await fetch(BASE + path, {
+        method,
+        headers: h,
+        body: body === undefined ? undefined : JSON.stringify(body),
+        cache: fresh ? 'no-store' : 'default',
+      });
     } catch {
       throw new ApiError(0, null);
     }
@@ -108,7 +145,8 @@ export const api = {
   eventsUrl: (id, ticket) => `${BASE}${sale(id)}/events${q(ticket)}`,
   preAuth: (id, ticket, token) => call(`${sale(id)}/pre-auth`, { method: 'POST', body: { ticket, payment_token: token }, auth: true }).then((r) => r.data),
   purchase: (id, body, key) => call(`${sale(id)}/purchase`, { method: 'POST', body, auth: true, headers: { 'idempotency-key': key } }).then((r) => r.data),
-  pay: (orderId, token) => call(`/api/orders/${encodeURIComponent(orderId)}/pay`, { method: 'POST', body: { payment_token: token }, auth: true }).then((r) => r.data),
+  pay: (orderId, token) =>
+    call(`/api/orders/${encodeURIComponent(orderId)}/pay`, { method: 'POST', body: { payment_token: token }, auth: true }).then((r) => r.data),
 };
 
 /** A random id for an Idempotency-Key (crypto.randomUUID needs a secure context; this does not). */
@@ -138,7 +176,10 @@ export function clockFace(ms) {
 export function waitWords(sec) {
   if (sec < 15) return 'any moment now';
   if (sec < 60) return 'less than a minute';
-  if (sec < 5400) { const m = Math.round(sec / 60); return m === 1 ? 'about a minute' : `about ${m} minutes`; }
+  if (sec < 5400) {
+    const m = Math.round(sec / 60);
+    return m === 1 ? 'about a minute' : `about ${m} minutes`;
+  }
   const h = Math.round(sec / 3600);
   return h === 1 ? 'about an hour' : `about ${h} hours`;
 }
