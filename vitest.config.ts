@@ -2,8 +2,9 @@ import { defineConfig } from 'vitest/config';
 
 /**
  * `npm test` runs everything (what CI runs). The layers, by `--mode`:
- * - `unit`: no services at all (no Redis, PostgreSQL, NATS or Chromium): the embedded engine and
- *   in-memory PGlite only; suites' Redis and PostgreSQL halves skip.
+ * - `unit`: no services at all (no Redis, PostgreSQL, NATS or Chromium) and no crowds of
+ *   thousands: the embedded engine and in-memory PGlite only; suites' Redis and PostgreSQL
+ *   halves skip.
  * - `integration`: everything but the browser.
  * - `browser`: the Chromium suites.
  */
@@ -16,11 +17,18 @@ const NEEDS_SERVICES = [
   'test/faults/**',
   'test/cli/**',
 ];
+/** Crowds of thousands (oversell, sold-out fan-out, churn, bots): minutes of CPU, not unit tests. */
+const CROWDS = [
+  'test/checkout/purchase.oversell.test.ts',
+  'test/queue/sse.sold-out.test.ts',
+  'test/queue/sse.churn.test.ts',
+  'test/defence/bots.rehearsal.test.ts',
+];
 
 export default defineConfig(({ mode }) => ({
   test: {
     include: mode === 'browser' ? BROWSER : ['test/**/*.test.ts'],
-    exclude: mode === 'unit' ? NEEDS_SERVICES : mode === 'integration' ? BROWSER : [],
+    exclude: mode === 'unit' ? [...NEEDS_SERVICES, ...CROWDS] : mode === 'integration' ? BROWSER : [],
     env: mode === 'unit' ? { STAMPEDE_TEST_SERVICES: 'none' } : {},
     testTimeout: 60_000,
     hookTimeout: 60_000,
