@@ -41,22 +41,19 @@ declare module 'fastify' {
  */
 export function guardRoutes(app: FastifyInstance<any, any, any, any, any>, auth: Pick<Auth, 'requireAdmin' | 'requireMetrics'>): RouteEntry[] {
   const table: RouteEntry[] = [];
-  const admin: onRequestHookHandler = (req, _reply, done) => {
-    try {
-      auth.requireAdmin(req.headers.authorization);
-      done();
-    } catch (err) {
-      done(err as Error);
-    }
-  };
-  const metrics: onRequestHookHandler = (req, _reply, done) => {
-    try {
-      auth.requireMetrics(req.headers.authorization);
-      done();
-    } catch (err) {
-      done(err as Error);
-    }
-  };
+  /** An onRequest hook that lets the request on only if `check` accepts its Authorization header. */
+  const guardBy =
+    (check: (header: string | undefined) => void): onRequestHookHandler =>
+    (req, _reply, done) => {
+      try {
+        check(req.headers.authorization);
+        done();
+      } catch (err) {
+        done(err as Error);
+      }
+    };
+  const admin = guardBy((h) => auth.requireAdmin(h));
+  const metrics = guardBy((h) => auth.requireMetrics(h));
   app.addHook('onRoute', (route: RouteOptions) => {
     const access = route.config?.access;
     const methods = Array.isArray(route.method) ? route.method : [route.method];
