@@ -10,50 +10,11 @@
  * dropped from every list at once (`drop` is the one way out), and no write ever reaches an
  * ended response: one dead socket cannot take a broadcast, let alone the process, down.
  */
-import type { ServerResponse } from 'node:http';
-import { PlaceHeap, type HeapMember } from './place-heap.js';
+import { PlaceHeap } from './place-heap.js';
+import type { SaleStreams, SseHubOptions, Stream, StreamInit } from './sse-stream.js';
+
+export type { StreamInit, SseHubOptions } from './sse-stream.js';
 import type { LiveSale, SaleMonitor, ChangeKind } from './sale-monitor.js';
-
-export interface StreamInit {
-  saleId: string;
-  userId: string;
-  /** The ticket's place; 0 for a pre-queue ticket before the draw. */
-  place: number;
-  shadow: boolean;
-  admitted: boolean;
-  /** The client's address, for the per-address cap. */
-  ip: string;
-  res: ServerResponse;
-  /** Finds a pre-queue ticket's drawn place once the draw happened (0 until then). */
-  resolvePlace?: () => Promise<number>;
-}
-
-interface Stream extends StreamInit, HeapMember {
-  closed: boolean;
-}
-
-interface SaleStreams {
-  all: Set<Stream>;
-  /** One stream per ticket (a ticket is one user's place in one sale): a new one replaces the old. */
-  byUser: Map<string, Stream>;
-  /** Real waiting streams not yet told they are admitted, by place. */
-  pending: PlaceHeap<Stream>;
-  /** Pre-queue streams whose place is not known yet (opened before the draw). */
-  undrawn: Set<Stream>;
-  resolving: boolean;
-  lastPositionAt: number;
-  positionTimer: NodeJS.Timeout | null;
-  lastInventory: string;
-}
-
-export interface SseHubOptions {
-  /** Streams one address may hold at once; 0: no cap. */
-  streamsPerAddress?: number;
-  /** Called with the number of open streams whenever it changes (a gauge). */
-  onCount?: (n: number) => void;
-  /** A failure that is not a client's doing (the engine, resolving drawn places). */
-  onError?: (err: unknown, saleId: string) => void;
-}
 
 const POSITION_EVERY_MS = 1000;
 const KEEPALIVE_MS = 15_000;

@@ -8,31 +8,7 @@ import { randomUUID } from 'node:crypto';
 import type { AdmitResult, Engine, EngineHold, EngineSale, EnterResult, ReserveRequest, ReserveResult, SaleLoad, SaleSnapshot } from '../engine.js';
 import { refuse } from '../engine-refusals.js';
 import { initialState, userSku } from '../initial-state.js';
-
-interface SaleState {
-  sale: EngineSale;
-  epoch: string;
-  stock: Map<string, number>;
-  holds: Map<string, EngineHold>;
-  perUser: Map<string, number>;
-  idempotency: Map<string, { fingerprint: string; holdId: string }>;
-  places: Map<string, number>;
-  /** Pre-queue entrants and their lottery draws (randomized mode, before the draw). */
-  prequeue: Map<string, number>;
-  /** Drawn order of the pre-queue: user → place. */
-  drawnPlaces: Map<string, number> | null;
-  shadow: Map<string, number>;
-  flags: Map<string, number>;
-  seq: number;
-  watermark: number;
-  /** Watermark advances in order: [watermark after the step, time of the step]. */
-  watermarkLog: Array<[number, number]>;
-  /** Admitted, unused tickets: place → admitted at. */
-  active: Map<number, number>;
-  lastTickAt: number;
-  carry: number;
-  buyers: string[];
-}
+import { admittedAt, draw, entered, prequeued, purgeLapsed, type SaleState } from './sale-state.js';
 
 export class MemoryEngine implements Engine {
   readonly kind = 'memory' as const;
@@ -110,7 +86,7 @@ export class MemoryEngine implements Engine {
     let heldUnits = 0;
     for (const h of s.holds.values()) heldUnits += h.quantity;
     const now = this.clock();
-    const active = this.purgeLapsed(s, now);
+    const active = purgeLapsed(s, now);
     return {
       now,
       epoch: s.epoch,
@@ -118,8 +94,8 @@ export class MemoryEngine implements Engine {
       endsAt: s.sale.endsAt,
       cancelled: s.sale.cancelled,
       watermark: s.watermark,
-      entered: this.entered(s),
-      prequeued: this.prequeued(s),
+      entered: entered(s),
+      prequeued: prequeued(s),
       drawn: s.drawnPlaces !== null,
       active,
       remaining: Object.fromEntries(s.stock),
@@ -136,7 +112,7 @@ export class MemoryEngine implements Engine {
     if (s.sale.cancelled) refuse('SALE_CANCELLED');
     if (now >= s.sale.endsAt) refuse('SALE_ENDED');
     const randomized = s.sale.mode === 'randomized_prequeue';
-    if (randomized && now >= s.sale.startsAt) this.draw(s);
+    if (randomized && now >= s.sale.startsAt) draw(s);
     const found = (place: number, shadow = false): EnterResult => ({ place, epoch: s.epoch, fresh: false, shadow });
 
     const placed = s.places.get(userId);
@@ -147,7 +123,7 @@ export class MemoryEngine implements Engine {
 
     if (opts.shadowReason) {
       // A place that looks like the next real one, in a space the watermark never serves.
-      const place = randomized && s.drawnPlaces === null ? 0 : this.entered(s) + 1;
+      const place = randomized && s.drawnPlaces === null ? 0 : entered(s) + 1;
       s.shadow.set(userId, place);
       s.flags.set(opts.shadowReason, (s.flags.get(opts.shadowReason) ?? 0) + 1);
       return { place, epoch: s.epoch, fresh: true, shadow: true };
@@ -157,14 +133,14 @@ export class MemoryEngine implements Engine {
       return { place: 0, epoch: s.epoch, fresh: true, shadow: false };
     }
     s.seq += 1;
-    const place = this.prequeued(s) + s.seq;
+    const place = prequeued(s) + s.seq;
     s.places.set(userId, place);
     return { place, epoch: s.epoch, fresh: true, shadow: false };
   }
 
   async placeOf(saleId: string, userId: string): Promise<number | null> {
     const s = this.state(saleId);
-    if (s.sale.mode === 'randomized_prequeue' && this.clock() >= s.sale.startsAt) this.draw(s);
+    if (s.sale.mode === 'randomized_prequeue' && this.clock() >= s.sale.startsAt) draw(s);
     return s.places.get(userId) ?? s.drawnPlaces?.get(userId) ?? s.shadow.get(userId) ?? null;
   }
 
@@ -178,15 +154,15 @@ export class MemoryEngine implements Engine {
       return { watermark: s.watermark, admitted: 0 };
     };
     if (sale.cancelled || now < sale.startsAt || now >= sale.endsAt) return idle();
-    if (sale.mode === 'randomized_prequeue') this.draw(s);
+    if (sale.mode === 'randomized_prequeue') draw(s);
     let stock = 0;
     for (const v of s.stock.values()) stock += v;
     if (stock <= 0) return idle();
 
-    this.purgeLapsed(s, now);
+    purgeLapsed(s, now);
     const tokens = Math.min(s.carry + ((now - s.lastTickAt) * sale.admissionRatePerSec) / 1000, Math.max(1, sale.admissionRatePerSec));
     const room = sale.maxActive - s.active.size;
-    const waiting = this.entered(s) - s.watermark;
+    const waiting = entered(s) - s.watermark;
     const n = Math.max(0, Math.floor(Math.min(tokens, room, waiting)));
     for (let i = 1; i <= n; i++) s.active.set(s.watermark + i, now);
     s.watermark += n;
@@ -211,7 +187,7 @@ export class MemoryEngine implements Engine {
     if (now < sale.startsAt) refuse('SALE_NOT_OPEN');
     if (now >= sale.endsAt) refuse('SALE_ENDED');
     if (req.place < 1 || req.place > s.watermark) refuse('NOT_ADMITTED');
-    if (now >= this.admittedAt(s, req.place) + sale.admittedTtlSec * 1000) refuse('ADMISSION_EXPIRED');
+    if (now >= admittedAt(s, req.place) + sale.admittedTtlSec * 1000) refuse('ADMISSION_EXPIRED');
     const item = sale.items.find((i) => i.sku === req.sku);
     if (!item) refuse('UNKNOWN_SKU');
     if (req.quantity > item!.maxPerOrder) refuse('ORDER_TOO_LARGE');
@@ -294,47 +270,5 @@ export class MemoryEngine implements Engine {
     const s = this.sales.get(saleId);
     if (!s) refuse('SALE_NOT_FOUND');
     return s!;
-  }
-
-  /**
-   * Drops admissions that lapsed unused and returns how many are still active. The map is in
-   * admission order, so the lapsed ones are at its front: the cost is the number dropped.
-   */
-  private purgeLapsed(s: SaleState, now: number): number {
-    const cutoff = now - s.sale.admittedTtlSec * 1000;
-    for (const [place, at] of s.active) {
-      if (at > cutoff) break;
-      s.active.delete(place);
-    }
-    return s.active.size;
-  }
-
-  private prequeued(s: SaleState) {
-    return s.drawnPlaces ? s.drawnPlaces.size : s.prequeue.size;
-  }
-
-  private entered(s: SaleState) {
-    return this.prequeued(s) + s.seq;
-  }
-
-  /** The pre-queue lottery: places 1..n in the order of the entrants' uniform draws. */
-  private draw(s: SaleState) {
-    if (s.drawnPlaces) return;
-    const order = [...s.prequeue].sort((a, b) => a[1] - b[1] || (a[0] < b[0] ? -1 : 1));
-    s.drawnPlaces = new Map(order.map(([user], i) => [user, i + 1]));
-    s.prequeue.clear();
-  }
-
-  /** When the watermark first reached `place` (binary search of the advance log). */
-  private admittedAt(s: SaleState, place: number): number {
-    const log = s.watermarkLog;
-    let lo = 0;
-    let hi = log.length - 1;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (log[mid][0] >= place) hi = mid;
-      else lo = mid + 1;
-    }
-    return log[lo]?.[1] ?? 0;
   }
 }

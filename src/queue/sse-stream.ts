@@ -1,0 +1,44 @@
+/** The shapes the event-stream hub keeps: one open stream, and the streams of one sale. */
+import type { ServerResponse } from 'node:http';
+import type { HeapMember, PlaceHeap } from './place-heap.js';
+
+export interface StreamInit {
+  saleId: string;
+  userId: string;
+  /** The ticket's place; 0 for a pre-queue ticket before the draw. */
+  place: number;
+  shadow: boolean;
+  admitted: boolean;
+  /** The client's address, for the per-address cap. */
+  ip: string;
+  res: ServerResponse;
+  /** Finds a pre-queue ticket's drawn place once the draw happened (0 until then). */
+  resolvePlace?: () => Promise<number>;
+}
+
+export interface Stream extends StreamInit, HeapMember {
+  closed: boolean;
+}
+
+export interface SaleStreams {
+  all: Set<Stream>;
+  /** One stream per ticket (a ticket is one user's place in one sale): a new one replaces the old. */
+  byUser: Map<string, Stream>;
+  /** Real waiting streams not yet told they are admitted, by place. */
+  pending: PlaceHeap<Stream>;
+  /** Pre-queue streams whose place is not known yet (opened before the draw). */
+  undrawn: Set<Stream>;
+  resolving: boolean;
+  lastPositionAt: number;
+  positionTimer: NodeJS.Timeout | null;
+  lastInventory: string;
+}
+
+export interface SseHubOptions {
+  /** Streams one address may hold at once; 0: no cap. */
+  streamsPerAddress?: number;
+  /** Called with the number of open streams whenever it changes (a gauge). */
+  onCount?: (n: number) => void;
+  /** A failure that is not a client's doing (the engine, resolving drawn places). */
+  onError?: (err: unknown, saleId: string) => void;
+}
