@@ -32,7 +32,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox = async (app) => {
     '/flash-sales',
     {
       config,
-      schema: { tags, security, summary: 'Every sale, newest first' },
+      schema: { tags, security, summary: 'Every sale, by start time' },
     },
     async () => {
       const sales = await app.sales.list();

@@ -1,8 +1,9 @@
 /** The admin API: each bad field gets a 4xx with a stable code; the lifecycle moves by the engine's clock. */
+import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { ErrorCatalogue } from '../../src/errors.js';
-import { adminHeaders, createSale, describeStacks, openStack, saleBody, type Stack } from '../support/stack.js';
+import { adminHeaders, admitEveryone, createSale, describeStacks, enter, openStack, saleBody, userToken, type Stack } from '../support/stack.js';
 
 describeStacks('sale administration', (kind) => {
   let stack: Stack | null;
@@ -90,6 +91,43 @@ describeStacks('sale administration', (kind) => {
     expect((await s.app.inject({ url: '/api/admin/flash-sales/00000000-0000-0000-0000-000000000000', headers: adminHeaders })).json().error.code).toBe(
       'SALE_NOT_FOUND',
     );
+  });
+
+  it('a cancel that stopped after the ledger is finished by the next one: engine told, holds ended, cards voided', async (ctx) => {
+    if (!stack) return ctx.skip();
+    const s = stack;
+    const sale = await createSale(s);
+    const [holder, reserver] = await Promise.all([userToken(s), userToken(s)]);
+    const [holderTicket, reserverTicket] = [await enter(s, sale.id, holder), await enter(s, sale.id, reserver)];
+    await admitEveryone(s, sale.id);
+    // One waits with an authorised card; the other holds a unit with payment still owed.
+    const auth = await s.app.inject({
+      method: 'POST',
+      url: `/api/flash-sales/${sale.id}/pre-auth`,
+      headers: holder.headers,
+      payload: { ticket: holderTicket.queue_ticket, payment_token: 'tok_visa' },
+    });
+    expect(auth.statusCode).toBe(200);
+    const reserved = await s.app.inject({
+      method: 'POST',
+      url: `/api/flash-sales/${sale.id}/purchase`,
+      headers: { ...reserver.headers, 'idempotency-key': randomUUID() },
+      payload: { ticket: reserverTicket.queue_ticket, sku: 'phone', quantity: 1 },
+    });
+    expect([reserved.statusCode, reserved.json().status]).toEqual([201, 'reserved']);
+
+    // The first cancel got as far as the ledger and died: the engine still sells.
+    await s.runtime.ledger.cancelSale(sale.id);
+    expect((await s.runtime.engine.snapshot(sale.id, 0)).cancelled).toBe(false);
+
+    const again = await s.app.inject({ method: 'POST', url: `/api/admin/flash-sales/${sale.id}/cancel`, headers: adminHeaders });
+    expect([again.statusCode, again.json().status]).toEqual([200, 'cancelled']);
+    expect((await s.runtime.engine.snapshot(sale.id, 0)).cancelled).toBe(true);
+    expect((await s.runtime.ledger.getOrder(reserved.json().order_id))?.status).toBe('cancelled');
+    expect((await s.runtime.ledger.getPayment(auth.json().auth_id))?.status).toBe('voided');
+    const late = await userToken(s);
+    const refused = await s.app.inject({ method: 'POST', url: `/api/flash-sales/${sale.id}/enter-queue`, headers: late.headers, payload: {} });
+    expect([refused.statusCode, refused.json().error.code]).toEqual([410, 'SALE_CANCELLED']);
   });
 
   it('refuses changes once the sale has started', async (ctx) => {
