@@ -128,8 +128,10 @@ export class CheckoutService {
         reservationExpiresAt: new Date(hold.expiresAt),
       });
     } catch (err) {
-      // No order row means no hold: give the units back so the stock is not lost.
-      await this.engine.releaseHold(req.saleId, hold.holdId).catch((releaseErr: unknown) => {
+      // No order row means no hold: give the units back so the stock is not lost, and forget the
+      // key with them, so "retry shortly" really runs again instead of answering "in progress".
+      const forget = { userId: req.userId, idempotencyKey: req.idempotencyKey };
+      await this.engine.releaseHold(req.saleId, hold.holdId, forget).catch((releaseErr: unknown) => {
         // The hold stays until its window ends; the hold sweeper then finds no order and releases it.
         this.log.error({ err: releaseErr, saleId: req.saleId, holdId: hold.holdId }, 'a hold without an order could not be released now; the sweeper will');
       });

@@ -144,8 +144,13 @@ export interface Engine {
   reserve(saleId: string, req: ReserveRequest): Promise<ReserveResult>;
   /** Makes a live hold permanent. False when it is no longer live (already confirmed or released). */
   confirmHold(saleId: string, holdId: string): Promise<boolean>;
-  /** Returns a live hold's units to stock. False when it is no longer live. Exactly once per hold. */
-  releaseHold(saleId: string, holdId: string): Promise<boolean>;
+  /**
+   * Returns a live hold's units to stock. False when it is no longer live. Exactly once per hold.
+   * With `forget`, the idempotency key that took the hold is forgotten in the same step (when it
+   * still names this hold and this call released it): for a hold whose order was never recorded,
+   * so a retry with that key runs again instead of answering "in progress" for ever.
+   */
+  releaseHold(saleId: string, holdId: string, forget?: { userId: string; idempotencyKey: string }): Promise<boolean>;
   getHold(saleId: string, holdId: string): Promise<EngineHold | null>;
   /** Live holds whose window ended before `before`, oldest first. */
   expiredHolds(saleId: string, before: number, limit: number): Promise<EngineHold[]>;

@@ -163,6 +163,40 @@ export function engineContract(name: string, open: () => Promise<EngineFixture |
       expect(await engine.getHold(sale.id, r.hold.holdId)).toBeNull();
     });
 
+    test('a hold released with its key forgotten lets that key run again; a plain release or a confirm keeps the key', async () => {
+      const sale = engineSale({ items: [{ sku: 'phone', quantity: 5, perUserLimit: 3, maxPerOrder: 1 }] });
+      await engine.loadSale(freshLoad(sale));
+      const places = await enterAndAdmit(engine, sale.id, ['a']);
+      const attempt = (key: string) => engine.reserve(sale.id, { ...req('a', places.get('a')!, { idempotencyKey: key }), holdId: randomUUID() });
+      const holdOf = (r: Awaited<ReturnType<typeof attempt>>) => (r.kind === 'held' ? r.hold.holdId : r.holdId);
+      const forget = (key: string) => ({ userId: 'a', idempotencyKey: key });
+
+      // The order could not be recorded: release and forget; the same key then takes a new hold.
+      const first = await attempt('k1');
+      expect(first.kind).toBe('held');
+      expect(await engine.releaseHold(sale.id, holdOf(first), forget('k1'))).toBe(true);
+      const retried = await attempt('k1');
+      expect(retried.kind).toBe('held');
+      expect(holdOf(retried)).not.toBe(holdOf(first));
+
+      // A plain release keeps the key: a retry still answers the first hold.
+      const plain = await attempt('k2');
+      expect(await engine.releaseHold(sale.id, holdOf(plain))).toBe(true);
+      expect(await attempt('k2')).toEqual({ kind: 'replay', holdId: holdOf(plain) });
+
+      // A confirmed hold is not live: releasing it (with forget) does nothing and the key stays.
+      const bought = await attempt('k3');
+      expect(await engine.confirmHold(sale.id, holdOf(bought))).toBe(true);
+      expect(await engine.releaseHold(sale.id, holdOf(bought), forget('k3'))).toBe(false);
+      expect(await attempt('k3')).toEqual({ kind: 'replay', holdId: holdOf(bought) });
+
+      // Forgetting names the hold: another hold's release cannot drop the key of a live one.
+      const live = await attempt('k4');
+      expect(await engine.releaseHold(sale.id, holdOf(retried), forget('k4'))).toBe(true);
+      expect(await attempt('k4')).toEqual({ kind: 'replay', holdId: holdOf(live) });
+      expect((await engine.snapshot(sale.id, 0)).remaining.phone).toBe(5 - 1 - 1);
+    });
+
     test('released stock can be bought again, and the releasing user may buy again', async () => {
       const sale = engineSale({ items: [{ sku: 'phone', quantity: 1, perUserLimit: 1, maxPerOrder: 1 }] });
       await engine.loadSale(freshLoad(sale));

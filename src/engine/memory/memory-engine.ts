@@ -219,7 +219,7 @@ export class MemoryEngine implements Engine {
     return s ? s.holds.delete(holdId) : false;
   }
 
-  async releaseHold(saleId: string, holdId: string): Promise<boolean> {
+  async releaseHold(saleId: string, holdId: string, forget?: { userId: string; idempotencyKey: string }): Promise<boolean> {
     const s = this.sales.get(saleId);
     const hold = s?.holds.get(holdId);
     if (!s || !hold) return false;
@@ -227,6 +227,10 @@ export class MemoryEngine implements Engine {
     s.stock.set(hold.sku, (s.stock.get(hold.sku) ?? 0) + hold.quantity);
     const userKey = userSku(hold.userId, hold.sku);
     s.perUser.set(userKey, (s.perUser.get(userKey) ?? 0) - hold.quantity);
+    if (forget) {
+      const idemKey = userSku(forget.userId, forget.idempotencyKey);
+      if (s.idempotency.get(idemKey)?.holdId === holdId) s.idempotency.delete(idemKey);
+    }
     return true;
   }
 

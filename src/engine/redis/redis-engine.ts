@@ -24,7 +24,7 @@ const SCRIPT_KEYS = {
   placeOf: 4,
   admit: 5,
   reserve: 10,
-  releaseHold: 5,
+  releaseHold: 6,
   confirmHold: 3,
   expiredHolds: 2,
   acquireLease: 1,
@@ -202,9 +202,11 @@ export class RedisEngine implements Engine {
     return (await this.run('confirmHold', [k.holds, k.holdexp, k.meta], [holdId])) === 1;
   }
 
-  async releaseHold(saleId: string, holdId: string): Promise<boolean> {
+  async releaseHold(saleId: string, holdId: string, forget?: { userId: string; idempotencyKey: string }): Promise<boolean> {
     const k = this.keys.sale(saleId);
-    return (await this.run('releaseHold', [k.holds, k.holdexp, k.stock, k.peruser, k.meta], [holdId])) === 1;
+    // The field reserve-10.lua writes for a key: user TAB key.
+    const idemField = forget ? `${forget.userId}\t${forget.idempotencyKey}` : '';
+    return (await this.run('releaseHold', [k.holds, k.holdexp, k.stock, k.peruser, k.meta, k.idem], [holdId, idemField])) === 1;
   }
 
   async getHold(saleId: string, holdId: string): Promise<EngineHold | null> {
