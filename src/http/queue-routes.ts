@@ -83,7 +83,8 @@ export const queueRoutes: FastifyPluginAsyncTypebox = async (app) => {
         tags,
         params: SaleParams,
         querystring: TicketQuery,
-        summary: 'Server-Sent Events: position, admitted, inventory, sold_out, ended, and replaced when a newer stream of the same ticket takes over. The signed ticket authenticates',
+        summary:
+          'Server-Sent Events: position, admitted, inventory, sold_out, ended, and replaced when a newer stream of the same ticket takes over. The signed ticket authenticates',
         produces: ['text/event-stream'],
         response: { ...errors(401, 403, 404, 409, 429) },
       },
