@@ -229,10 +229,20 @@ export class CheckoutService {
     return this.ledger.orderCounts(saleId);
   }
 
-  /** Ends a reserved order without payment: ledger first (the record), then the engine hold, exactly once each. */
+  /**
+   * Ends a reserved order without payment: ledger first (the record), then the engine hold,
+   * exactly once each. When the ledger refuses (the order was paid or ended meanwhile) the engine
+   * follows the ledger: a confirmed order's hold becomes permanent, never free stock.
+   */
   async end(order: Order, status: 'expired' | 'cancelled' | 'failed'): Promise<Order | null> {
     const released = await this.ledger.releaseOrder(order.id, status);
-    await this.engine.releaseHold(order.saleId, order.id);
+    if (released) {
+      await this.engine.releaseHold(order.saleId, order.id);
+    } else {
+      const current = await this.ledger.getOrder(order.id);
+      if (current?.status === 'confirmed') await this.engine.confirmHold(order.saleId, order.id);
+      else if (current?.status !== 'reserved') await this.engine.releaseHold(order.saleId, order.id);
+    }
     void this.monitor.refresh(order.saleId);
     return released;
   }
