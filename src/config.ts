@@ -38,6 +38,8 @@ export interface Config {
   metricsToken: string | null;
   /** Event streams one client address may hold at once; 0: no cap. */
   streamsPerAddress: number;
+  /** On SIGTERM, how long readiness answers 503 (so the balancer stops sending) before the port closes. */
+  drainMs: number;
   /** Client connections held at once; null: the file limit less a reserve (see fd-limit.ts). */
   maxConnections: number | null;
   /** Secret of the CAPTCHA provider a sale may ask for (`bot_protection.captcha`). */
@@ -174,6 +176,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     trustProxy: trustProxy(env.STAMPEDE_TRUST_PROXY),
     metricsToken: env.STAMPEDE_METRICS_TOKEN ? secretOf(env, 'STAMPEDE_METRICS_TOKEN', 16) : null,
     // One address sending everything (a load test, STAMPEDE_IP_RATE_LIMIT=0) has no cap by default.
+    drainMs: int(env, 'STAMPEDE_DRAIN_MS', production ? 5000 : 0, 0, 120_000),
     streamsPerAddress: int(env, 'STAMPEDE_STREAMS_PER_ADDRESS', env.STAMPEDE_IP_RATE_LIMIT === '0' ? 0 : 200, 0, 10_000_000),
     maxConnections: env.STAMPEDE_MAX_CONNECTIONS ? int(env, 'STAMPEDE_MAX_CONNECTIONS', 0, 1, 10_000_000) : null,
     captchaSecret: env.STAMPEDE_CAPTCHA_SECRET || null,

@@ -91,6 +91,8 @@ export class Runtime {
   /** Publishes the outbox to NATS JetStream when NATS_URL is set. */
   readonly outbox: OutboxRelay | null;
   private closed = false;
+  /** Set on SIGTERM: readiness answers 503 so the balancer sends no new requests, while this node still serves. */
+  draining = false;
 
   private constructor(
     readonly config: Readonly<Config>,

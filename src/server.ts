@@ -34,10 +34,13 @@ async function main() {
     if (sale) log.info({ saleId: sale.id, startsAt: sale.startsAt }, 'demo sale created: it opens a minute from now');
   }
 
-  closeWithGrace({ delay: 10_000 }, async ({ signal, err }) => {
+  closeWithGrace({ delay: config.drainMs + 10_000 }, async ({ signal, err }) => {
     if (err) log.error({ err }, 'closing after an error');
-    else log.info({ signal }, 'closing: finishing requests in flight');
-    runtime.sse.close();
+    else log.info({ signal, drainMs: config.drainMs }, 'closing: readiness now 503; draining, then finishing requests in flight');
+    // First the balancer learns (readiness 503) while this node still serves; then streams are
+    // told to reconnect elsewhere, the port closes and requests in flight finish.
+    runtime.draining = true;
+    if (!err && config.drainMs > 0) await new Promise((r) => setTimeout(r, config.drainMs));
     await app.close();
     await runtime.close();
   });

@@ -84,7 +84,7 @@ export const queueRoutes: FastifyPluginAsyncTypebox = async (app) => {
         params: SaleParams,
         querystring: TicketQuery,
         summary:
-          'Server-Sent Events: position, admitted, inventory, sold_out, ended, and replaced when a newer stream of the same ticket takes over. The signed ticket authenticates',
+          'Server-Sent Events: position, admitted, inventory, sold_out, ended; replaced when a newer stream of the same ticket takes over, reconnect when the node shuts down. The signed ticket authenticates',
         produces: ['text/event-stream'],
         response: { ...errors(401, 403, 404, 409, 429) },
       },

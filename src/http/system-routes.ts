@@ -10,6 +10,8 @@ export const systemRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get('/healthz', hidden, async () => ({ status: 'ok' }));
 
   app.get('/readyz', hidden, async (_req, reply) => {
+    // Shutting down: tell the balancer at once, without asking the dependencies.
+    if (runtime.draining) return reply.code(503).send({ status: 'draining', engine: app.engineHealth.kind, ledger: app.ledgerHealth.kind });
     const checks = await Promise.allSettled([app.engineHealth.ping(), app.ledgerHealth.ping()]);
     const [engine, ledger] = checks.map((c) => (c.status === 'fulfilled' ? 'ok' : 'unreachable'));
     const ready = engine === 'ok' && ledger === 'ok';

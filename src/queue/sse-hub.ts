@@ -112,11 +112,15 @@ export class SseHub {
     if (live) this.admit(s, live);
   }
 
-  /** Ends every stream (graceful shutdown: clients reconnect to another node). */
+  /**
+   * Ends every stream (graceful shutdown). Each is told `reconnect` first, with a short retry, so
+   * its client opens a new stream at once — through the balancer, to another node.
+   */
   close(): void {
     this.closed = true;
     clearInterval(this.keepalive);
-    for (const s of [...this.sales.values()]) for (const stream of [...s.all]) this.drop(stream);
+    const last = `retry: 500\n${sseMessage('reconnect', { reason: 'This node is shutting down; open the stream again' })}`;
+    for (const s of [...this.sales.values()]) for (const stream of [...s.all]) this.drop(stream, last);
   }
 
   /**

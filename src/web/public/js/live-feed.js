@@ -40,6 +40,14 @@ export function follow(saleId, ticket, onEvent) {
         }
       });
     }
+    // The node is shutting down: open the stream again at once (the balancer picks another
+    // node), a little apart from everyone else's.
+    es.addEventListener('reconnect', () => {
+      es.close();
+      es = null;
+      clearTimeout(retryTimer);
+      retryTimer = setTimeout(openStream, 200 + Math.random() * 1500);
+    });
     // Another tab of this shopper opened the stream (a ticket holds one): this tab polls instead.
     es.addEventListener('replaced', () => {
       es.close();
