@@ -3,6 +3,10 @@
  * Each event is published with its outbox id as the message id, so JetStream drops the
  * duplicate when a relay dies between publishing and marking: at-least-once from the outbox,
  * exactly-once in the stream within its duplicate window.
+ *
+ * A NATS outage of any length ends by itself: the client keeps reconnecting, each publish has a
+ * deadline, and a failed pass drops the connection so the next pass starts from a fresh one
+ * (a client that gave up reconnecting would otherwise fail every pass for ever).
  */
 import { connect, type JetStreamClient, type NatsConnection } from 'nats';
 import type { OutboxRepository } from './repositories.js';
@@ -16,7 +20,15 @@ export class OutboxRelay {
 
   constructor(
     private readonly ledger: OutboxRepository,
-    private readonly opts: { url: string; stream?: string; subjectPrefix?: string },
+    private readonly opts: {
+      url: string;
+      stream?: string;
+      subjectPrefix?: string;
+      /** Reconnect attempts before the client gives up (-1: never). Tests lower it. */
+      reconnectAttempts?: number;
+      /** Deadline of one publish (ms). */
+      publishTimeoutMs?: number;
+    },
   ) {}
 
   private get stream() {
@@ -29,7 +41,12 @@ export class OutboxRelay {
   /** Connects and makes sure the stream exists (idempotent). */
   async open(): Promise<void> {
     if (this.js) return;
-    this.nc = await connect({ servers: this.opts.url, timeout: 3000 });
+    this.nc = await connect({
+      servers: this.opts.url,
+      timeout: 3000,
+      maxReconnectAttempts: this.opts.reconnectAttempts ?? -1,
+      reconnectTimeWait: 1000,
+    });
     const jsm = await this.nc.jetstreamManager();
     const subjects = [`${this.prefix}.>`];
     try {
@@ -37,11 +54,12 @@ export class OutboxRelay {
     } catch {
       await jsm.streams.add({ name: this.stream, subjects, duplicate_window: 2 * 60 * 1_000_000_000 });
     }
-    this.js = this.nc.jetstream();
+    this.js = this.nc.jetstream({ timeout: this.opts.publishTimeoutMs ?? 2000 });
   }
 
   /** Publishes up to `limit` pending events in order; returns how many went out. */
   async relay(limit = 500): Promise<number> {
+    if (this.nc?.isClosed()) this.forget();
     await this.open();
     const events = await this.ledger.pendingEvents(limit);
     const done: number[] = [];
@@ -52,14 +70,36 @@ export class OutboxRelay {
         });
         done.push(e.id);
       }
+    } catch (err) {
+      // The next pass reconnects from scratch; what was published is marked below.
+      await this.drop();
+      throw err;
     } finally {
       if (done.length) await this.ledger.markPublished(done);
     }
     return done.length;
   }
 
+  /** Closes gracefully (shutdown): what is buffered is flushed, within 2 s. */
   async close(): Promise<void> {
-    await this.nc?.drain().catch(() => {});
+    const nc = this.nc;
+    this.forget();
+    if (!nc || nc.isClosed()) return;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<void>((resolve) => (timer = setTimeout(resolve, 2000)));
+    await Promise.race([nc.drain().catch(() => {}), late]);
+    clearTimeout(timer);
+    if (!nc.isClosed()) await nc.close().catch(() => {});
+  }
+
+  /** Drops a broken connection without waiting on it: the next pass opens a fresh one. */
+  private async drop(): Promise<void> {
+    const nc = this.nc;
+    this.forget();
+    if (nc && !nc.isClosed()) await nc.close().catch(() => {});
+  }
+
+  private forget(): void {
     this.nc = null;
     this.js = null;
   }
