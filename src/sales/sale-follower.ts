@@ -1,5 +1,6 @@
 /**
- * Follows every sale from an hour before its start to an hour after its end: loads its engine
+ * Follows every sale from an hour before its start to an hour after its last reservation can
+ * lapse (its end plus the reservation window): loads its engine
  * state from the ledger when the engine lacks it (a restart of the embedded engine, a flushed
  * Redis) and has the live picture watch it. Every node runs it; loading is idempotent.
  */
@@ -21,7 +22,10 @@ export class SaleFollower {
   async discover(): Promise<void> {
     const now = this.clock.now();
     for (const sale of await this.sales.list()) {
-      const current = sale.endsAt.getTime() + FOLLOW_MS > now && sale.startsAt.getTime() - FOLLOW_MS < now;
+      // Until its last reservation can have lapsed (taken at the end at the latest) and an hour
+      // more: the hold sweeper sweeps only followed sales.
+      const lastHoldEnds = sale.endsAt.getTime() + sale.reservationTtlSec * 1000;
+      const current = lastHoldEnds + FOLLOW_MS > now && sale.startsAt.getTime() - FOLLOW_MS < now;
       if (!current) {
         if (this.monitor.get(sale.id)) this.monitor.unwatch(sale.id);
         continue;
