@@ -3,24 +3,14 @@
  * (`checkout`); the hold sweeper runs on one node at a time while the app is up.
  */
 import fp from 'fastify-plugin';
-import { LeasedLoop, whileUp } from '../engine/leased-loop.js';
+import { leasedJobWhileUp } from '../engine/leased-loop.js';
 import type { Runtime } from '../runtime.js';
 
 export const checkoutPlugin = fp<{ runtime: Runtime }>(
   async (app, { runtime }) => {
     app.decorate('checkout', runtime.checkout);
     if (!runtime.workers) return;
-    whileUp(
-      app,
-      new LeasedLoop(runtime.engine, {
-        name: 'sweeper:holds',
-        owner: runtime.nodeId,
-        everyMs: 1000,
-        leaseMs: 5000,
-        log: runtime.log,
-        run: () => runtime.holdSweeper.sweep(),
-      }),
-    );
+    leasedJobWhileUp(app, runtime, 'sweeper:holds', () => runtime.holdSweeper.sweep());
   },
   { name: 'checkout' },
 );

@@ -75,8 +75,18 @@ export class LeasedLoop {
   }
 }
 
-/** Runs `loop` while the app is up: started when it is ready, stopped (lease given up) when it closes. */
-export function whileUp(app: FastifyInstance<any, any, any, any, any>, loop: LeasedLoop): void {
+/**
+ * Runs a tier's leased job while the app is up: a pass every second, on the node holding the
+ * `name` lease (5 s, renewed during a pass); started when the app is ready, stopped (lease given
+ * up) when it closes.
+ */
+export function leasedJobWhileUp(
+  app: FastifyInstance<any, any, any, any, any>,
+  node: { engine: Pick<Engine, 'acquireLease' | 'releaseLease'>; nodeId: string; log: LeasedLoopOptions['log'] },
+  name: string,
+  run: () => Promise<unknown>,
+): void {
+  const loop = new LeasedLoop(node.engine, { name, owner: node.nodeId, everyMs: 1000, leaseMs: 5000, log: node.log, run });
   app.addHook('onReady', async () => loop.start());
   app.addHook('onClose', async () => loop.stop());
 }

@@ -3,7 +3,7 @@
  * NATS runs on its own loop and lease, so a slow stream never delays a sweeper.
  */
 import fp from 'fastify-plugin';
-import { LeasedLoop, whileUp } from '../engine/leased-loop.js';
+import { leasedJobWhileUp } from '../engine/leased-loop.js';
 import type { Runtime } from '../runtime.js';
 
 export const ledgerPlugin = fp<{ runtime: Runtime }>(
@@ -11,17 +11,7 @@ export const ledgerPlugin = fp<{ runtime: Runtime }>(
     app.decorate('ledgerHealth', { kind: runtime.ledger.kind, ping: () => runtime.ledger.ping() });
     const relay = runtime.outbox;
     if (!runtime.workers || !relay) return;
-    whileUp(
-      app,
-      new LeasedLoop(runtime.engine, {
-        name: 'outbox',
-        owner: runtime.nodeId,
-        everyMs: 1000,
-        leaseMs: 5000,
-        log: runtime.log,
-        run: () => relay.relay(),
-      }),
-    );
+    leasedJobWhileUp(app, runtime, 'outbox', () => relay.relay());
   },
   { name: 'ledger' },
 );

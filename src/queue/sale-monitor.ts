@@ -8,6 +8,7 @@ import { EventEmitter } from 'node:events';
 import type { Engine, SaleSnapshot } from '../engine/engine.js';
 import type { EngineClock } from '../engine/engine-clock.js';
 import type { SaleStatus } from '../sales/sale-schema.js';
+import { firstReaching, type WatermarkLog } from '../engine/watermark-log.js';
 
 export interface LiveSale {
   saleId: string;
@@ -45,7 +46,7 @@ export class SaleMonitor extends EventEmitter<SaleMonitorEvents> {
   private readonly live = new Map<string, LiveSale>();
   private readonly history = new Map<string, Array<[number, number]>>();
   /** Watermark advances as this node saw them: [watermark, engine time]. */
-  private readonly admissions = new Map<string, Array<[number, number]>>();
+  private readonly admissions = new Map<string, WatermarkLog>();
   private readonly inflight = new Map<string, Promise<LiveSale | undefined>>();
   private timer: NodeJS.Timeout | null = null;
 
@@ -154,14 +155,7 @@ export class SaleMonitor extends EventEmitter<SaleMonitorEvents> {
   admittedAt(saleId: string, place: number): number | null {
     const log = this.admissions.get(saleId);
     if (!log?.length || log[log.length - 1][0] < place) return null;
-    let lo = 0;
-    let hi = log.length - 1;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (log[mid][0] >= place) hi = mid;
-      else lo = mid + 1;
-    }
-    return log[lo][1];
+    return log[firstReaching(log, place)][1];
   }
 
   private drain(saleId: string, watermark: number, at: number): number {

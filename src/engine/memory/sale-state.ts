@@ -3,6 +3,7 @@
  * methods share (the queue's counts, the pre-queue draw, lapsed admissions).
  */
 import type { EngineHold, EngineSale } from '../engine.js';
+import { firstReaching, type WatermarkLog } from '../watermark-log.js';
 
 export interface SaleState {
   sale: EngineSale;
@@ -21,7 +22,7 @@ export interface SaleState {
   seq: number;
   watermark: number;
   /** Watermark advances in order: [watermark after the step, time of the step]. */
-  watermarkLog: Array<[number, number]>;
+  watermarkLog: WatermarkLog;
   /** Admitted, unused tickets: place → admitted at. */
   active: Map<number, number>;
   lastTickAt: number;
@@ -60,13 +61,5 @@ export function draw(s: SaleState): void {
 
 /** When the watermark first reached `place` (binary search of the advance log). */
 export function admittedAt(s: SaleState, place: number): number {
-  const log = s.watermarkLog;
-  let lo = 0;
-  let hi = log.length - 1;
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1;
-    if (log[mid][0] >= place) hi = mid;
-    else lo = mid + 1;
-  }
-  return log[lo]?.[1] ?? 0;
+  return s.watermarkLog[firstReaching(s.watermarkLog, place)]?.[1] ?? 0;
 }
