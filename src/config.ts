@@ -26,6 +26,10 @@ export interface Config {
   stripeApiKey: string | null;
   /** The sandbox gateway's simulated round trip (ms); the bench sets 0 to measure Stampede alone. */
   sandboxLatencyMs: number;
+  /** Share (0–100 %) of the sandbox's calls that time out, half of them after doing the work (chaos runs). */
+  sandboxTimeoutPercent: number;
+  /** How long a sandbox call that times out hangs before it fails (ms). */
+  sandboxTimeoutMs: number;
   /** Requests per second per client address; 0 turns the limit off (load tests from one address). */
   ipRateLimit: number;
   /**
@@ -172,6 +176,8 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     paymentGateway: gateway,
     stripeApiKey: env.STRIPE_API_KEY || null,
     sandboxLatencyMs: int(env, 'STAMPEDE_SANDBOX_LATENCY_MS', 25, 0, 60_000),
+    sandboxTimeoutPercent: int(env, 'STAMPEDE_SANDBOX_TIMEOUT_PERCENT', 0, 0, 100),
+    sandboxTimeoutMs: int(env, 'STAMPEDE_SANDBOX_TIMEOUT_MS', 1000, 0, 600_000),
     ipRateLimit: int(env, 'STAMPEDE_IP_RATE_LIMIT', 50, 0, 1_000_000),
     trustProxy: trustProxy(env.STAMPEDE_TRUST_PROXY),
     metricsToken: env.STAMPEDE_METRICS_TOKEN ? secretOf(env, 'STAMPEDE_METRICS_TOKEN', 16) : null,

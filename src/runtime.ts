@@ -237,7 +237,12 @@ function defaultGateway(config: Readonly<Config>): PaymentGateway {
     config.paymentGateway === 'stripe'
       ? new StripeGateway({ apiKey: config.stripeApiKey! })
       : // A card network's round trip is ~25 ms ± 10; at 0 the sandbox answers at once (and without jitter).
-        new SandboxGateway({ latencyMs: config.sandboxLatencyMs, jitterMs: config.sandboxLatencyMs === 0 ? 0 : 10 });
+        new SandboxGateway({
+          latencyMs: config.sandboxLatencyMs,
+          jitterMs: config.sandboxLatencyMs === 0 ? 0 : 10,
+          timeoutRate: config.sandboxTimeoutPercent / 100,
+          timeoutMs: config.sandboxTimeoutMs,
+        });
   // Processors rate-limit (Stripe: ~100/s live, 25/s per endpoint); over budget we wait in line.
   return config.paymentGateway === 'stripe'
     ? new PacedGateway(inner, {

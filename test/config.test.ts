@@ -72,6 +72,7 @@ describe('configuration', () => {
     ['STAMPEDE_ADMIN_TOKEN', 'short', /STAMPEDE_ADMIN_TOKEN must be at least 16 characters/],
     ['LOG_LEVEL', 'loud', /LOG_LEVEL is not a pino level/],
     ['STAMPEDE_SANDBOX_LATENCY_MS', '0.5', /STAMPEDE_SANDBOX_LATENCY_MS must be an integer from 0 to 60000/],
+    ['STAMPEDE_SANDBOX_TIMEOUT_PERCENT', '150', /STAMPEDE_SANDBOX_TIMEOUT_PERCENT must be an integer from 0 to 100/],
     ['STAMPEDE_TRUST_PROXY', 'true', /STAMPEDE_TRUST_PROXY must be a hop count/],
     ['STAMPEDE_TRUST_PROXY', '10.0.0.0/33', /STAMPEDE_TRUST_PROXY must be a hop count/],
     ['STAMPEDE_TRUST_PROXY', '10.0.0.0/8,lb.internal', /STAMPEDE_TRUST_PROXY .*"lb.internal"/],
