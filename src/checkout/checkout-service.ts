@@ -6,7 +6,7 @@
  * with an expiry, which the hold sweeper ends exactly once.
  */
 import { randomUUID } from 'node:crypto';
-import type { Engine } from '../engine/engine.js';
+import type { Engine, EngineHold } from '../engine/engine.js';
 import type { EngineClock } from '../engine/engine-clock.js';
 import { StampedeError } from '../errors.js';
 import { LedgerOversellError, type Order, type OrderStatus } from '../ledger/ledger.js';
@@ -81,7 +81,11 @@ export class CheckoutService {
    * picture), a bad or shadow ticket, the shared per-user rate limit (not spent again by a retry
    * of a key this node saw), then the engine's atomic step and the ledger.
    */
-  async purchase(req: PurchaseRequest): Promise<OrderView> {
+  purchase(req: PurchaseRequest): Promise<OrderView> {
+    return this.attempt(req, false);
+  }
+
+  private async attempt(req: PurchaseRequest, retried: boolean): Promise<OrderView> {
     this.refuseIfSoldOut(req.saleId, req.userId, req.sku);
     const ticket = this.screen(req.saleId, req.ticket, req.userId);
     // A double click must not turn into a 429: a key seen lately skips the limit.
@@ -106,19 +110,44 @@ export class CheckoutService {
       throw err;
     }
 
-    if (result.kind === 'replay') {
-      const order = await this.ledger.getOrder(result.holdId);
-      if (!order) throw new StampedeError('REQUEST_IN_PROGRESS', undefined, { retryAfter: 1 });
-      // A first attempt that ended in a payment outage left the order reserved: try again, same keys.
-      if (order.status === 'reserved') return this.settle(order, req.paymentToken);
-      return orderView(order);
-    }
-
-    const hold = result.hold;
+    if (result.kind === 'replay') return this.replay(req, result.holdId, retried);
+    const order = await this.record(req, result.hold);
     if (result.remaining === 0) void this.monitor.refresh(req.saleId);
-    let order: Order;
+    return this.answer(order, req.paymentToken);
+  }
+
+  /** A reserved order is settled (paid when there is a way to); any other is answered as it stands. */
+  private answer(order: Order, paymentToken: string | undefined): Promise<OrderView> {
+    return order.status === 'reserved' ? this.settle(order, paymentToken) : Promise.resolve(orderView(order));
+  }
+
+  /**
+   * A key used before. Its order answers (a reserved one is settled again: the first attempt may
+   * have ended in a payment outage). A first attempt that never wrote its order — it failed, or its
+   * node died between the engine and the ledger — is finished here: a hold still live gets its
+   * order now; a hold gone takes the key with it, and the request runs again from the start.
+   * So a retry never answers "in progress".
+   */
+  private async replay(req: PurchaseRequest, holdId: string, retried: boolean): Promise<OrderView> {
+    const order = await this.ledger.getOrder(holdId);
+    if (order) return this.answer(order, req.paymentToken);
+    const hold = await this.engine.getHold(req.saleId, holdId);
+    if (hold) return this.answer(await this.record(req, hold), req.paymentToken);
+    await this.engine.releaseHold(req.saleId, holdId, { userId: req.userId, idempotencyKey: req.idempotencyKey });
+    if (retried) throw new StampedeError('UNAVAILABLE', 'The order could not be recorded; retry shortly', { retryAfter: 1 });
+    return this.attempt(req, true);
+  }
+
+  /**
+   * Writes the hold's order to the ledger. Should the write fail, the hold goes back with its key
+   * forgotten — unless the order is there after all (a write that committed but whose answer was
+   * lost, or a concurrent retry that recorded it) — so "retry shortly" really runs again. When the
+   * ledger already has an order under this key with another id (the engine lost the key), that
+   * first order is the answer and the new hold goes back.
+   */
+  private async record(req: PurchaseRequest, hold: EngineHold): Promise<Order> {
     try {
-      order = await this.ledger.reserveOrder({
+      return await this.ledger.reserveOrder({
         id: hold.holdId,
         saleId: req.saleId,
         sku: req.sku,
@@ -128,17 +157,29 @@ export class CheckoutService {
         reservationExpiresAt: new Date(hold.expiresAt),
       });
     } catch (err) {
-      // No order row means no hold: give the units back so the stock is not lost, and forget the
-      // key with them, so "retry shortly" really runs again instead of answering "in progress".
+      const recorded = await this.recordedOrder(req, hold.holdId);
+      if (recorded?.id === hold.holdId) return recorded;
       const forget = { userId: req.userId, idempotencyKey: req.idempotencyKey };
       await this.engine.releaseHold(req.saleId, hold.holdId, forget).catch((releaseErr: unknown) => {
-        // The hold stays until its window ends; the hold sweeper then finds no order and releases it.
+        // The hold stays until its window ends; the hold sweeper then finds no order and releases it with its key.
         this.log.error({ err: releaseErr, saleId: req.saleId, holdId: hold.holdId }, 'a hold without an order could not be released now; the sweeper will');
       });
+      if (recorded) return recorded;
       if (err instanceof LedgerOversellError) this.log.error({ err, saleId: req.saleId }, 'ledger refused a hold the engine took: engine and ledger disagree');
       throw new StampedeError('UNAVAILABLE', 'The order could not be recorded; retry shortly', { retryAfter: 1 });
     }
-    return this.settle(order, req.paymentToken);
+  }
+
+  /** The order the ledger holds for this hold or, failing that, for this request's key (null when none, or the ledger cannot say). */
+  private async recordedOrder(req: PurchaseRequest, holdId: string): Promise<Order | null> {
+    try {
+      const byId = await this.ledger.getOrder(holdId);
+      if (byId) return byId;
+      const mine = await this.ledger.listOrders(req.saleId, { userId: req.userId, limit: 1000 });
+      return mine.find((o) => o.idempotencyKey === req.idempotencyKey) ?? null;
+    } catch {
+      return null;
+    }
   }
 
   /** Throws SOLD_OUT for a user who never bought once every item of the sale is gone (the HTTP fast path). */

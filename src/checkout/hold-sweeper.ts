@@ -56,7 +56,13 @@ export class HoldSweeper {
 
   private async settleHold(saleId: string, hold: EngineHold): Promise<boolean> {
     const order = await this.ledger.getOrder(hold.holdId);
-    if (!order) return this.engine.releaseHold(saleId, hold.holdId);
+    // Its node died before the ledger write: the unit goes back, and the key with it, so a retry runs again.
+    if (!order)
+      return this.engine.releaseHold(
+        saleId,
+        hold.holdId,
+        hold.idempotencyKey === undefined ? undefined : { userId: hold.userId, idempotencyKey: hold.idempotencyKey },
+      );
     if (order.status === 'confirmed') {
       await this.engine.confirmHold(saleId, hold.holdId);
       return false;

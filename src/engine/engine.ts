@@ -41,6 +41,8 @@ export interface EngineHold {
   sku: string;
   quantity: number;
   expiresAt: number;
+  /** The idempotency key that took it (absent on holds rebuilt from the ledger's reserved orders). */
+  idempotencyKey?: string;
 }
 
 /** What the ledger knows of a sale, used to (re)build its engine state. */
@@ -147,8 +149,9 @@ export interface Engine {
   /**
    * Returns a live hold's units to stock. False when it is no longer live. Exactly once per hold.
    * With `forget`, the idempotency key that took the hold is forgotten in the same step (when it
-   * still names this hold and this call released it): for a hold whose order was never recorded,
-   * so a retry with that key runs again instead of answering "in progress" for ever.
+   * still names this hold and the hold is not live any more, released now or before): for a hold
+   * whose order was never recorded, so a retry with that key runs again instead of answering
+   * "in progress" for ever.
    */
   releaseHold(saleId: string, holdId: string, forget?: { userId: string; idempotencyKey: string }): Promise<boolean>;
   getHold(saleId: string, holdId: string): Promise<EngineHold | null>;

@@ -59,4 +59,96 @@ describeStacks('a purchase the ledger could not record', (kind) => {
     expect([again.statusCode, again.json().order_id]).toEqual([201, retried.json().order_id]);
     expect((await s.runtime.engine.snapshot(sale.id, 0)).remaining.phone).toBe(0);
   });
+
+  // The wreck a kill -9 leaves between the engine step and the ledger write: the engine holds the
+  // unit under the key, the ledger has no order. Made here with the engine's own reserve step.
+  async function wreck(s: Stack, quantity = 1) {
+    const sale = await createSale(s, { items: [{ sku: 'phone', name: 'Phone', price_cents: 100, currency: 'EUR', quantity, per_user_limit: 1 }] });
+    const buyer = await userToken(s);
+    const ticket = await enter(s, sale.id, buyer);
+    await admitEveryone(s, sale.id);
+    const key = randomUUID();
+    const place = (await s.runtime.engine.placeOf(sale.id, buyer.sub))!;
+    const died = await s.runtime.engine.reserve(sale.id, {
+      userId: buyer.sub,
+      place,
+      sku: 'phone',
+      quantity: 1,
+      idempotencyKey: key,
+      fingerprint: 'phone\u00001',
+      holdId: randomUUID(),
+    });
+    if (died.kind !== 'held') throw new Error('the wreck needs a fresh hold');
+    const buy = () =>
+      s.app.inject({
+        method: 'POST',
+        url: `/api/flash-sales/${sale.id}/purchase`,
+        headers: { ...buyer.headers, 'idempotency-key': key },
+        payload: { ticket: ticket.queue_ticket, sku: 'phone', payment_token: 'tok_visa' },
+      });
+    return { sale, buyer, key, hold: died.hold, buy };
+  }
+
+  it('a node died after the hold: the retry with the same key records that hold and buys (no 409 "in progress")', async (ctx) => {
+    if (!stack) return ctx.skip();
+    const w = await wreck(stack);
+    expect(await stack.runtime.ledger.getOrder(w.hold.holdId)).toBeNull();
+    const retried = await w.buy();
+    expect([retried.statusCode, retried.json().status, retried.json().order_id]).toEqual([201, 'confirmed', w.hold.holdId]);
+    expect(await stack.runtime.engine.snapshot(w.sale.id, 0)).toMatchObject({ remaining: { phone: 0 }, heldUnits: 0 });
+    expect((await stack.runtime.ledger.getSale(w.sale.id))!.items[0]).toMatchObject({ sold: 1, held: 0 });
+  });
+
+  it('a node died after the hold and the sweeper returned it: the key went with it, and the retry runs again', async (ctx) => {
+    if (!stack) return ctx.skip();
+    const w = await wreck(stack);
+    // What the sweeper does with a hold that has no order: release it with the key it carries.
+    const hold = await stack.runtime.engine.getHold(w.sale.id, w.hold.holdId);
+    expect(hold?.idempotencyKey).toBe(w.key);
+    expect(await stack.runtime.engine.releaseHold(w.sale.id, w.hold.holdId, { userId: hold!.userId, idempotencyKey: hold!.idempotencyKey! })).toBe(true);
+    const retried = await w.buy();
+    expect([retried.statusCode, retried.json().status]).toEqual([201, 'confirmed']);
+    expect(retried.json().order_id).not.toBe(w.hold.holdId);
+    expect((await stack.runtime.ledger.getSale(w.sale.id))!.items[0]).toMatchObject({ sold: 1, held: 0 });
+  });
+
+  it('a hold released without its key (an older node): the retry forgets the key and runs again', async (ctx) => {
+    if (!stack) return ctx.skip();
+    const w = await wreck(stack);
+    expect(await stack.runtime.engine.releaseHold(w.sale.id, w.hold.holdId)).toBe(true);
+    const retried = await w.buy();
+    expect([retried.statusCode, retried.json().status]).toEqual([201, 'confirmed']);
+    const again = await w.buy();
+    expect([again.statusCode, again.json().order_id]).toEqual([201, retried.json().order_id]);
+  });
+
+  it('the engine lost the key but the ledger has its order: the retry answers that order and gives the new hold back', async (ctx) => {
+    if (!stack) return ctx.skip();
+    const s = stack;
+    const sale = await createSale(s, { items: [{ sku: 'phone', name: 'Phone', price_cents: 100, currency: 'EUR', quantity: 3, per_user_limit: 2 }] });
+    const buyer = await userToken(s);
+    const ticket = await enter(s, sale.id, buyer);
+    await admitEveryone(s, sale.id);
+    const key = randomUUID();
+    // The first answer, recorded in the ledger; the engine never heard of its key (lost in a restart).
+    const first = await s.runtime.ledger.reserveOrder({
+      id: randomUUID(),
+      saleId: sale.id,
+      sku: 'phone',
+      userId: buyer.sub,
+      quantity: 1,
+      idempotencyKey: key,
+      reservationExpiresAt: new Date(Date.now() + 600_000),
+    });
+    const res = await s.app.inject({
+      method: 'POST',
+      url: `/api/flash-sales/${sale.id}/purchase`,
+      headers: { ...buyer.headers, 'idempotency-key': key },
+      payload: { ticket: ticket.queue_ticket, sku: 'phone' },
+    });
+    expect([res.statusCode, res.json().order_id]).toEqual([201, first.id]);
+    // The hold the retry took went back: the engine holds none of this buyer's units beyond the ledger's.
+    expect((await s.runtime.engine.snapshot(sale.id, 0)).remaining.phone).toBe(3);
+    expect((await s.runtime.ledger.getSale(sale.id))!.items[0]).toMatchObject({ sold: 0, held: 1 });
+  });
 });

@@ -184,14 +184,25 @@ export function engineContract(name: string, open: () => Promise<EngineFixture |
       expect(await engine.releaseHold(sale.id, holdOf(plain))).toBe(true);
       expect(await attempt('k2')).toEqual({ kind: 'replay', holdId: holdOf(plain) });
 
-      // A confirmed hold is not live: releasing it (with forget) does nothing and the key stays.
+      // A confirmed hold is not live: a plain release does nothing and the key stays.
       const bought = await attempt('k3');
       expect(await engine.confirmHold(sale.id, holdOf(bought))).toBe(true);
-      expect(await engine.releaseHold(sale.id, holdOf(bought), forget('k3'))).toBe(false);
+      expect(await engine.releaseHold(sale.id, holdOf(bought))).toBe(false);
       expect(await attempt('k3')).toEqual({ kind: 'replay', holdId: holdOf(bought) });
+
+      // A hold already gone (swept) with its order never written: forgetting still drops its key,
+      // without touching stock (the caller asked the ledger first; see CheckoutService.replay).
+      const swept = await attempt('k5');
+      expect(await engine.releaseHold(sale.id, holdOf(swept))).toBe(true);
+      expect(await engine.releaseHold(sale.id, holdOf(swept), forget('k5'))).toBe(false);
+      const fresh = await attempt('k5');
+      expect(fresh.kind).toBe('held');
+      expect(await engine.releaseHold(sale.id, holdOf(fresh))).toBe(true);
 
       // Forgetting names the hold: another hold's release cannot drop the key of a live one.
       const live = await attempt('k4');
+      // A hold carries the key that took it, for whoever must release it without an order.
+      expect((await engine.getHold(sale.id, holdOf(live)))?.idempotencyKey).toBe('k4');
       expect(await engine.releaseHold(sale.id, holdOf(retried), forget('k4'))).toBe(true);
       expect(await attempt('k4')).toEqual({ kind: 'replay', holdId: holdOf(live) });
       expect((await engine.snapshot(sale.id, 0)).remaining.phone).toBe(5 - 1 - 1);

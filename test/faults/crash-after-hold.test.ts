@@ -86,14 +86,15 @@ it('kill -9 between the hold and the ledger write: after restart the sweeper ret
   expect(await redis.engine.snapshot(saleId, 0)).toMatchObject({ remaining: { phone: 1 }, heldUnits: 0 });
   expect((await ledger.getSale(saleId))!.items[0]).toMatchObject({ sold: 0, held: 0 });
 
-  // The unit sells again, and the books agree.
+  // The unit sells again — to the same shopper retrying with the key the dead node took: the
+  // sweeper forgot it with the hold, so the retry runs again instead of answering "in progress".
   const again = await after.checkout.purchase({
     saleId,
     userId: user,
     ticket: entered.json().queue_ticket,
     sku: 'phone',
     quantity: 1,
-    idempotencyKey: 'after-restart',
+    idempotencyKey: 'crash-1',
     paymentToken: 'tok_visa',
   });
   expect(again.status).toBe('confirmed');

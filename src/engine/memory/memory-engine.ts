@@ -204,6 +204,7 @@ export class MemoryEngine implements Engine {
       sku: req.sku,
       quantity: req.quantity,
       expiresAt: now + sale.reservationTtlSec * 1000,
+      idempotencyKey: req.idempotencyKey,
     };
     s.stock.set(req.sku, stock - req.quantity);
     s.perUser.set(userKey, units + req.quantity);
@@ -221,16 +222,17 @@ export class MemoryEngine implements Engine {
 
   async releaseHold(saleId: string, holdId: string, forget?: { userId: string; idempotencyKey: string }): Promise<boolean> {
     const s = this.sales.get(saleId);
-    const hold = s?.holds.get(holdId);
-    if (!s || !hold) return false;
-    s.holds.delete(holdId);
-    s.stock.set(hold.sku, (s.stock.get(hold.sku) ?? 0) + hold.quantity);
-    const userKey = userSku(hold.userId, hold.sku);
-    s.perUser.set(userKey, (s.perUser.get(userKey) ?? 0) - hold.quantity);
+    if (!s) return false;
     if (forget) {
       const idemKey = userSku(forget.userId, forget.idempotencyKey);
       if (s.idempotency.get(idemKey)?.holdId === holdId) s.idempotency.delete(idemKey);
     }
+    const hold = s.holds.get(holdId);
+    if (!hold) return false;
+    s.holds.delete(holdId);
+    s.stock.set(hold.sku, (s.stock.get(hold.sku) ?? 0) + hold.quantity);
+    const userKey = userSku(hold.userId, hold.sku);
+    s.perUser.set(userKey, (s.perUser.get(userKey) ?? 0) - hold.quantity);
     return true;
   }
 

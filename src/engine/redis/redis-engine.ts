@@ -193,6 +193,7 @@ export class RedisEngine implements Engine {
       sku: req.sku,
       quantity: req.quantity,
       expiresAt: Number(r[1]),
+      idempotencyKey: req.idempotencyKey,
     };
     return { kind: 'held', hold, remaining: Number(r[2]) };
   }
@@ -261,12 +262,15 @@ const record = (flat: string[]) => {
   return out;
 };
 
-/** Holds are JSON [userId, sku, quantity, expiresAt], the shape `lua/includes/holds.lua` writes. */
-const encodeHold = (h: EngineHold) => JSON.stringify([h.userId, h.sku, String(h.quantity), String(h.expiresAt)]);
+/** Holds are JSON [userId, sku, quantity, expiresAt, idempotencyKey?], the shape `lua/includes/holds.lua` writes. */
+const encodeHold = (h: EngineHold) =>
+  JSON.stringify([h.userId, h.sku, String(h.quantity), String(h.expiresAt), ...(h.idempotencyKey === undefined ? [] : [h.idempotencyKey])]);
 
 function decodeHold(holdId: string, raw: string): EngineHold {
-  const [userId, sku, quantity, expiresAt] = JSON.parse(raw) as string[];
-  return { holdId, userId, sku, quantity: Number(quantity), expiresAt: Number(expiresAt) };
+  const [userId, sku, quantity, expiresAt, idempotencyKey] = JSON.parse(raw) as string[];
+  const hold: EngineHold = { holdId, userId, sku, quantity: Number(quantity), expiresAt: Number(expiresAt) };
+  if (idempotencyKey !== undefined) hold.idempotencyKey = idempotencyKey;
+  return hold;
 }
 
 /** The sale's settings as meta-hash fields (flat field/value list). */

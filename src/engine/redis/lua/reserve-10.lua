@@ -58,7 +58,7 @@ local replaced = rcall('HGET', KEYS[4], holdId)
 if replaced then held = held - decodeHold(replaced).quantity end
 rcall('HSET', KEYS[3], sku, fmt(stock - quantity))
 rcall('HSET', KEYS[6], userField, fmt(units + quantity))
-rcall('HSET', KEYS[4], holdId, encodeHold(user, sku, quantity, expiresAt))
+rcall('HSET', KEYS[4], holdId, encodeHold(user, sku, quantity, expiresAt, ARGV[5]))
 rcall('ZADD', KEYS[5], fmt(expiresAt), holdId)
 rcall('HSET', KEYS[7], idemField, cjson.encode({ fingerprint, holdId }))
 rcall('ZREM', KEYS[8], fmt(place))
