@@ -4,7 +4,8 @@
  *
  * Two kinds of "no": a refusal is a value (`{ok: false, reason}`) because declines are business
  * as usual in a flash sale; not knowing is an exception (`GatewayUnavailableError`) because the
- * caller must then retry with the same idempotency key or reconcile through `lookup`.
+ * caller must then retry with the same idempotency key or reconcile through `retrieve` (by the
+ * stored reference) or `lookup` (by key, for a call whose reply never named a reference).
  */
 import { StampedeError } from '../errors.js';
 
@@ -18,7 +19,7 @@ export type RefusalReason =
   | 'expired'
   /** No authorisation with that ref. */
   | 'not_found'
-  /** The authorisation is no longer open: already captured, voided or failed. */
+  /** The authorisation is no longer open: already captured, voided or failed (for a refund: nothing captured is left to give back). */
   | 'already_ended';
 
 /** The answer to one gateway call. `ref` is the gateway's own id (authorisation / charge id). */
@@ -62,6 +63,8 @@ export interface CaptureRequest {
   idempotencyKey: string;
   ref: string;
   amountCents: number;
+  /** Kept on the payment at the gateway (`order`: the order it pays), so `retrieve` can tell whose capture it was. */
+  metadata?: Record<string, string>;
 }
 
 /** Release an authorisation without taking any money. */
@@ -70,8 +73,36 @@ export interface VoidRequest {
   ref: string;
 }
 
+/** Give back captured money (part or all of what was captured and not yet refunded). */
+export interface RefundRequest {
+  idempotencyKey: string;
+  /** The captured authorisation's or charge's ref. */
+  ref: string;
+  amountCents: number;
+}
+
+/** Where a payment stands at the gateway. A lapsed authorisation is `voided`, a declined one `failed`. */
+export type GatewayPaymentState = 'authorized' | 'captured' | 'voided' | 'refunded' | 'failed';
+
+/**
+ * What the gateway says about a reference now: the answer that survives a crash, because the
+ * reference is stored in the ledger while an idempotency key's reply lives only in the process
+ * that sent it. `refunded` means everything captured was given back; a partial refund stays
+ * `captured` with `refundedCents` > 0.
+ */
+export interface GatewayPayment {
+  ref: string;
+  state: GatewayPaymentState;
+  /** Authorised (or charged) amount. */
+  amountCents: number;
+  capturedCents: number;
+  refundedCents: number;
+  /** What was sent with the authorisation/charge and its capture (`order`, `payment`, `sale` ...). */
+  metadata: Record<string, string>;
+}
+
 /** The operations a gateway offers; used to name pacing buckets, fault injection and records. */
-export type GatewayOperation = 'authorize' | 'capture' | 'void' | 'charge' | 'lookup';
+export type GatewayOperation = 'authorize' | 'capture' | 'void' | 'charge' | 'refund' | 'lookup' | 'retrieve';
 
 /**
  * A payment gateway. Every method is idempotent per `idempotencyKey`: the same key returns the
@@ -88,12 +119,31 @@ export interface PaymentGateway {
   /** Authorise and capture in one step. */
   charge(req: PaymentRequest): Promise<GatewayOutcome>;
   /**
+   * Give back captured money. `ok` carries the refund's own id as `ref` and the amount it gave
+   * back; `already_ended` when nothing captured is left to refund, `not_found` for an unknown ref.
+   */
+  refund(req: RefundRequest): Promise<GatewayOutcome>;
+  /**
+   * What the gateway says about a stored reference now (`null`: it does not know the ref). The
+   * way to settle after a crash: it needs nothing from the process that made the payment.
+   */
+  retrieve(ref: string): Promise<GatewayPayment | null>;
+  /**
    * What the gateway did under an idempotency key (for reconciliation after a timeout). `null` if
    * it never saw the key — or, for a capture/void, has not applied it yet — so retrying the
-   * original call with the same key is safe.
+   * original call with the same key is safe. Only for a call whose reply never named a
+   * reference (an authorisation or charge whose answer was lost); may be eventually consistent
+   * for keys another process sent (Stripe answers it by search): see `LOOKUP_SETTLE_MS`.
    */
   lookup(idempotencyKey: string): Promise<GatewayOutcome | null>;
 }
+
+/**
+ * How long after a payment row was written a `null` from `lookup` is final. Stripe's search
+ * (the only way to find a PaymentIntent by our key after a restart) is "usually under a minute"
+ * behind; younger rows are asked again on a later pass rather than written off.
+ */
+export const LOOKUP_SETTLE_MS = 120_000;
 
 /** Throws a RangeError for amounts no gateway would accept: a caller bug, not a decline. */
 export function assertAmount(amountCents: number): void {

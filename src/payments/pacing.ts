@@ -9,8 +9,10 @@ import {
   type CaptureRequest,
   type GatewayOperation,
   type GatewayOutcome,
+  type GatewayPayment,
   type PaymentGateway,
   type PaymentRequest,
+  type RefundRequest,
   type VoidRequest,
 } from './gateway.js';
 
@@ -133,7 +135,7 @@ export interface PacedGatewayOptions {
   perOperation?: Partial<Record<GatewayOperation, BucketSpec>>;
 }
 
-const OPERATIONS: GatewayOperation[] = ['authorize', 'capture', 'void', 'charge', 'lookup'];
+const OPERATIONS: GatewayOperation[] = ['authorize', 'capture', 'void', 'charge', 'refund', 'lookup', 'retrieve'];
 const toBucket = (spec: BucketSpec) => (spec instanceof TokenBucket ? spec : new TokenBucket(spec));
 
 /** A gateway decorator that takes a token before each call to the gateway it wraps. */
@@ -186,6 +188,16 @@ export class PacedGateway implements PaymentGateway {
   async charge(req: PaymentRequest): Promise<GatewayOutcome> {
     await this.buckets.charge.take();
     return this.inner.charge(req);
+  }
+
+  async refund(req: RefundRequest): Promise<GatewayOutcome> {
+    await this.buckets.refund.take();
+    return this.inner.refund(req);
+  }
+
+  async retrieve(ref: string): Promise<GatewayPayment | null> {
+    await this.buckets.retrieve.take();
+    return this.inner.retrieve(ref);
   }
 
   async lookup(idempotencyKey: string): Promise<GatewayOutcome | null> {

@@ -3,6 +3,10 @@
  * the familiar test cards (SPEC §5), keeps its own book of every authorisation so tests can prove
  * that each one ended and none was captured twice, and can be told to lose answers — the failure
  * that makes payment code hard: the processor did the work but the reply never arrived.
+ *
+ * Its book is this process's memory: a new SandboxGateway knows no reference and no key, as if
+ * the processor had forgotten everything. Tests of a restart keep the same instance (the
+ * processor outlives the node) or take a fresh one to prove the ledger's own rows are enough.
  */
 import { randomBytes } from 'node:crypto';
 import {
@@ -12,8 +16,10 @@ import {
   type CaptureRequest,
   type GatewayOperation,
   type GatewayOutcome,
+  type GatewayPayment,
   type PaymentGateway,
   type PaymentRequest,
+  type RefundRequest,
   type VoidRequest,
 } from './gateway.js';
 
@@ -59,14 +65,16 @@ export interface SandboxGatewayOptions extends Partial<SandboxFaults> {
   now?: () => number;
 }
 
-type MoneyOp = Exclude<GatewayOperation, 'lookup'>;
+/** Operations that move money (and so can be lost after doing their work); the others only read. */
+type MoneyOp = Exclude<GatewayOperation, 'lookup' | 'retrieve'>;
 
 /**
  * One-shot faults for the next N calls of an operation. `captureTimeoutsNext: 1` makes the next
  * capture happen and then time out ("timeout after success"); `captureFailuresNext: 1` makes the
- * next capture fail before it reaches the processor.
+ * next capture fail before it reaches the processor. For `lookup` and `retrieve`, which change
+ * nothing, either kind just fails the read.
  */
-export type SandboxInjection = Partial<Record<`${MoneyOp}TimeoutsNext` | `${MoneyOp}FailuresNext`, number>>;
+export type SandboxInjection = Partial<Record<`${GatewayOperation}TimeoutsNext` | `${GatewayOperation}FailuresNext`, number>>;
 
 /** The sandbox's record of one authorisation. */
 export interface SandboxAuthorization {
@@ -74,10 +82,12 @@ export interface SandboxAuthorization {
   amountCents: number;
   capturedCents: number;
   currency: string;
-  status: 'authorized' | 'captured' | 'voided' | 'declined' | 'expired';
+  status: 'authorized' | 'captured' | 'voided' | 'declined' | 'expired' | 'refunded';
+  refundedCents: number;
   /** Successful captures: more than one would be a double charge. */
   captures: number;
   voids: number;
+  refunds: number;
   createdAt: number;
   expiresAt: number;
   metadata: Record<string, string>;
@@ -88,7 +98,8 @@ export interface SandboxCharge {
   ref: string;
   amountCents: number;
   currency: string;
-  status: 'succeeded' | 'declined';
+  status: 'succeeded' | 'declined' | 'refunded';
+  refundedCents: number;
   createdAt: number;
   metadata: Record<string, string>;
 }
@@ -170,8 +181,10 @@ export class SandboxGateway implements PaymentGateway {
         capturedCents: 0,
         currency: req.currency,
         status: behaviour === 'declined' ? 'declined' : 'authorized',
+        refundedCents: 0,
         captures: 0,
         voids: 0,
+        refunds: 0,
         createdAt,
         expiresAt: createdAt + this.authTtlMs,
         metadata: { ...req.metadata },
@@ -199,6 +212,7 @@ export class SandboxGateway implements PaymentGateway {
       auth.status = 'captured';
       auth.capturedCents = req.amountCents;
       auth.captures += 1;
+      Object.assign(auth.metadata, req.metadata);
       return { ok: true, ref: auth.ref, amountCents: req.amountCents };
     });
   }
@@ -222,6 +236,7 @@ export class SandboxGateway implements PaymentGateway {
         amountCents: req.amountCents,
         currency: req.currency,
         status: behaviour === 'ok' ? 'succeeded' : 'declined',
+        refundedCents: 0,
         createdAt: this.now(),
         metadata: { ...req.metadata },
       };
@@ -232,12 +247,76 @@ export class SandboxGateway implements PaymentGateway {
     });
   }
 
+  refund(req: RefundRequest): Promise<GatewayOutcome> {
+    assertAmount(req.amountCents);
+    return this.run('refund', req.idempotencyKey, req, () => {
+      const paid = this.refundable(req.ref);
+      if (!('ref' in paid)) return paid;
+      const left = paid.captured - paid.record.refundedCents;
+      if (req.amountCents > left) {
+        return { ok: false, reason: 'already_ended', message: `Only ${left} of ${paid.captured} captured on ${req.ref} is left to refund` };
+      }
+      paid.record.refundedCents += req.amountCents;
+      if (paid.record.refundedCents === paid.captured) paid.record.status = 'refunded';
+      if ('refunds' in paid.record) paid.record.refunds += 1;
+      return { ok: true, ref: newRef('re'), amountCents: req.amountCents };
+    });
+  }
+
+  async retrieve(ref: string): Promise<GatewayPayment | null> {
+    await this.read('retrieve');
+    const auth = this.auths.get(ref);
+    if (auth) {
+      this.settle(auth);
+      const state = (
+        { authorized: 'authorized', captured: 'captured', refunded: 'refunded', voided: 'voided', expired: 'voided', declined: 'failed' } as const
+      )[auth.status];
+      return {
+        ref,
+        state,
+        amountCents: auth.amountCents,
+        capturedCents: auth.capturedCents,
+        refundedCents: auth.refundedCents,
+        metadata: { ...auth.metadata },
+      };
+    }
+    const charge = this.chargeBook.find((c) => c.ref === ref);
+    if (!charge) return null;
+    return {
+      ref,
+      state: charge.status === 'declined' ? 'failed' : charge.status === 'refunded' ? 'refunded' : 'captured',
+      amountCents: charge.amountCents,
+      capturedCents: charge.status === 'declined' ? 0 : charge.amountCents,
+      refundedCents: charge.refundedCents,
+      metadata: { ...charge.metadata },
+    };
+  }
+
   async lookup(idempotencyKey: string): Promise<GatewayOutcome | null> {
-    // A lookup is a network call too, so it can fail — but it changes nothing, so "before" only.
-    const fault = this.drawFault('lookup');
+    await this.read('lookup');
+    return this.byKey.get(idempotencyKey)?.outcome ?? null;
+  }
+
+  /** A read is a network call too, so it can fail — but it changes nothing, so whatever the fault, nothing was done. */
+  private async read(op: 'lookup' | 'retrieve'): Promise<void> {
+    const fault = this.drawFault(op);
     await this.travel();
     if (fault) await this.raise(fault);
-    return this.byKey.get(idempotencyKey)?.outcome ?? null;
+  }
+
+  /** A captured authorisation or a succeeded charge, with what it took; or the refusal saying why there is nothing to refund. */
+  private refundable(ref: string): { ref: string; record: Auth | SandboxCharge; captured: number } | Extract<GatewayOutcome, { ok: false }> {
+    const auth = this.auths.get(ref);
+    if (auth) {
+      return auth.status === 'captured'
+        ? { ref, record: auth, captured: auth.capturedCents }
+        : { ok: false, reason: 'already_ended', message: `Authorisation ${ref} is ${auth.status}: nothing to refund` };
+    }
+    const charge = this.chargeBook.find((c) => c.ref === ref);
+    if (!charge) return { ok: false, reason: 'not_found', message: `No payment ${ref}` };
+    return charge.status === 'succeeded'
+      ? { ref, record: charge, captured: charge.amountCents }
+      : { ok: false, reason: 'already_ended', message: `Charge ${ref} is ${charge.status}: nothing to refund` };
   }
 
   /** The authorisation if it can still be captured or voided, or the refusal saying why not. */

@@ -2,8 +2,12 @@
  * The Stripe gateway: the port on PaymentIntents through the official `stripe` package. An
  * authorisation is a PaymentIntent confirmed with `capture_method: 'manual'` (status
  * `requires_capture`); capture and void are its capture and cancel; a charge confirms with
- * automatic capture. Our idempotency key goes to Stripe as its `Idempotency-Key`, so a retry under
- * the same key is replayed by Stripe and never moves money twice.
+ * automatic capture; a refund is a Refund on the intent. Our idempotency key goes to Stripe as its
+ * `Idempotency-Key`, so a retry under the same key is replayed by Stripe and never moves money twice.
+ *
+ * After a crash the payment tier settles by the stored reference: `retrieve` reads the intent
+ * (with its latest charge, for the refunded amount) — strongly consistent, and needing nothing the
+ * dead process knew.
  */
 import Stripe from 'stripe';
 import {
@@ -13,10 +17,16 @@ import {
   type CaptureRequest,
   type GatewayOperation,
   type GatewayOutcome,
+  type GatewayPayment,
+  type GatewayPaymentState,
   type PaymentGateway,
   type PaymentRequest,
+  type RefundRequest,
   type VoidRequest,
 } from './gateway.js';
+
+/** The metadata key that carries our idempotency key on every intent we create (see `lookup`). */
+const KEY_METADATA = 'stampede_idempotency_key';
 
 /** Options for {@link StripeGateway}. `host`/`port`/`protocol` let tests aim it at a stand-in. */
 export interface StripeGatewayOptions {
@@ -70,34 +80,75 @@ export class StripeGateway implements PaymentGateway {
 
   capture(req: CaptureRequest): Promise<GatewayOutcome> {
     assertAmount(req.amountCents);
-    return this.call('capture', req.idempotencyKey, req.ref, () =>
-      this.stripe.paymentIntents.capture(req.ref, { amount_to_capture: req.amountCents }, { idempotencyKey: req.idempotencyKey }),
-    );
+    // The capture's metadata (the order it pays) is merged into the intent's, for `retrieve` to show.
+    const params: Stripe.PaymentIntentCaptureParams = { amount_to_capture: req.amountCents, ...(req.metadata ? { metadata: req.metadata } : {}) };
+    return this.call('capture', req.idempotencyKey, req.ref, () => this.stripe.paymentIntents.capture(req.ref, params, { idempotencyKey: req.idempotencyKey }));
   }
 
   void(req: VoidRequest): Promise<GatewayOutcome> {
     return this.call('void', req.idempotencyKey, req.ref, () => this.stripe.paymentIntents.cancel(req.ref, {}, { idempotencyKey: req.idempotencyKey }));
   }
 
+  /** A full or partial refund of a succeeded intent; `ref` of the answer is the Refund's id. */
+  async refund(req: RefundRequest): Promise<GatewayOutcome> {
+    assertAmount(req.amountCents);
+    const key = req.idempotencyKey;
+    this.remember(key, { op: 'refund', ref: req.ref });
+    let outcome: GatewayOutcome;
+    try {
+      const refund = await this.stripe.refunds.create({ payment_intent: req.ref, amount: req.amountCents }, { idempotencyKey: key });
+      // `pending` is money on its way back (some cards settle refunds later); only failed/canceled is a no.
+      outcome =
+        refund.status === 'failed' || refund.status === 'canceled'
+          ? { ok: false, reason: 'declined', message: `Refund ${refund.id} is ${refund.status}` }
+          : { ok: true, ref: refund.id, amountCents: refund.amount };
+    } catch (err) {
+      outcome = this.refusal('refund', key, err);
+    }
+    this.remember(key, { op: 'refund', ref: req.ref, outcome });
+    return outcome;
+  }
+
+  /** The intent as Stripe holds it now, with its latest charge expanded for the refunded amount; null when Stripe has no such intent. */
+  async retrieve(ref: string): Promise<GatewayPayment | null> {
+    try {
+      return paymentOf(await this.stripe.paymentIntents.retrieve(ref, { expand: ['latest_charge'] }));
+    } catch (err) {
+      if (err instanceof Stripe.errors.StripeInvalidRequestError && err.code === 'resource_missing') return null;
+      this.refusal('retrieve', ref, err);
+      throw err;
+    }
+  }
+
   /**
-   * Stripe cannot be asked "what happened under idempotency key K" — keys are write-side only, and
-   * search is eventually consistent, so useless right after a timeout. The reliable reconciliation
-   * is to retry the original call with the same key: Stripe replays its first answer (for 24 h).
+   * Stripe cannot be asked "what happened under idempotency key K": keys are write-side only.
+   * Within this process a map of the keys it sent answers: a key whose reply arrived returns that
+   * reply; a capture, void or refund whose reply was lost is judged from the intent's current state
+   * (`paymentIntents.retrieve`), `null` meaning "not applied, retry with the same key". An
+   * authorise or charge whose reply was lost names no intent, so lookup throws
+   * GatewayUnavailableError: retry the original call with the same key (Stripe replays it for 24 h).
    *
-   * This lookup therefore works from an in-memory map of the keys this process sent: a key whose
-   * reply arrived returns that reply; a capture or void whose reply was lost is judged from the
-   * intent's current state (`paymentIntents.retrieve`), `null` meaning "not applied, retry with the
-   * same key". An authorise or charge whose reply was lost names no intent, so lookup throws
-   * GatewayUnavailableError: retry the original call. Keys from before a restart are unknown (null).
+   * A key this process never sent (it was sent before a restart) is searched for: every intent we
+   * create carries its key in metadata, so `paymentIntents.search` finds the intent of a pending
+   * authorisation whose reply died with the process. We chose search over the alternatives because
+   * retrying the create needs the card token, which we do not keep, and creating the intent
+   * unconfirmed first (to store its id before money moves) would double the calls on the
+   * authorise endpoint Stripe limits hardest. Search is eventually consistent (usually under a
+   * minute), so a miss is final only for an old enough key: the payment tier asks again for rows
+   * younger than LOOKUP_SETTLE_MS. Everything else settles by the stored reference (`retrieve`).
    */
   async lookup(idempotencyKey: string): Promise<GatewayOutcome | null> {
     const known = this.keys.get(idempotencyKey);
-    if (!known) return null;
+    if (!known) return this.search(idempotencyKey);
     if (known.outcome) return known.outcome;
     if (!known.ref) {
       throw new GatewayUnavailableError(
         `The reply to ${known.op} under key ${idempotencyKey} was lost and Stripe cannot be searched by key; retry the original call with the same key`,
       );
+    }
+    if (known.op === 'refund') {
+      const now = await this.retrieve(known.ref);
+      return now && now.refundedCents > 0 ? { ok: true, ref: known.ref, amountCents: now.refundedCents } : null;
     }
     let pi: Stripe.PaymentIntent;
     try {
@@ -108,6 +159,24 @@ export class StripeGateway implements PaymentGateway {
     const outcome = judge(known.op, pi);
     if (outcome) this.remember(idempotencyKey, { ...known, outcome });
     return outcome;
+  }
+
+  /** The intent created under a key another process sent, found by the key in its metadata. */
+  private async search(idempotencyKey: string): Promise<GatewayOutcome | null> {
+    const quoted = idempotencyKey.replace(/\\/g, '\\\\').replace(/'/g, "\\'");
+    let found: Stripe.PaymentIntent | undefined;
+    try {
+      const page = await this.stripe.paymentIntents.search({ query: `metadata['${KEY_METADATA}']:'${quoted}'`, limit: 1 });
+      found = page.data[0];
+    } catch (err) {
+      return this.refusal('lookup', idempotencyKey, err);
+    }
+    if (!found) return null;
+    // Declined at confirmation: Stripe keeps the intent waiting for another payment method.
+    if (found.status === 'requires_payment_method') return { ok: false, reason: 'declined', message: `PaymentIntent ${found.id} was declined` };
+    // An authorisation happened if the intent got past confirmation, whatever became of it since.
+    if (found.capture_method === 'manual') return { ok: true, ref: found.id, amountCents: found.amount };
+    return judge('charge', found);
   }
 
   private confirm(op: 'authorize' | 'charge', req: PaymentRequest, capture: 'manual' | 'automatic'): Promise<GatewayOutcome> {
@@ -127,8 +196,8 @@ export class StripeGateway implements PaymentGateway {
       // A server-side confirm cannot show a 3-D Secure challenge: fail as a decline instead of
       // leaving an intent parked in requires_action.
       error_on_requires_action: true,
-      // The key in metadata lets a human find the intent in the dashboard when a reply was lost.
-      metadata: { ...req.metadata, stampede_idempotency_key: req.idempotencyKey },
+      // The key in metadata lets `lookup` (and a human, in the dashboard) find the intent when a reply was lost.
+      metadata: { ...req.metadata, [KEY_METADATA]: req.idempotencyKey },
       ...paymentMethodParams(req.paymentToken),
     };
     return this.call(op, req.idempotencyKey, undefined, () => this.stripe.paymentIntents.create(params, { idempotencyKey: req.idempotencyKey }));
@@ -163,6 +232,10 @@ export class StripeGateway implements PaymentGateway {
             ? { ok: false, reason: 'declined', message: err.message }
             : { ok: false, reason: 'not_found', message: err.message };
         }
+        // Nothing captured is left to give back: refunded already, or more asked than remains.
+        if (op === 'refund' && (err.code === 'charge_already_refunded' || err.code === 'amount_too_large')) {
+          return { ok: false, reason: 'already_ended', message: err.message };
+        }
         if (err.code === 'payment_intent_unexpected_state') {
           const pi = err.payment_intent;
           return pi?.status === 'canceled' && pi.cancellation_reason === 'automatic'
@@ -195,6 +268,31 @@ export class StripeGateway implements PaymentGateway {
 function paymentMethodParams(token: string): Partial<Stripe.PaymentIntentCreateParams> {
   if (!token.startsWith('tok_')) return { payment_method: token };
   return { payment_method_data: { type: 'card', card: { token } } as unknown as Stripe.PaymentIntentCreateParams.PaymentMethodData };
+}
+
+/** An intent (its latest charge expanded) in the port's terms. */
+function paymentOf(pi: Stripe.PaymentIntent): GatewayPayment {
+  const charge = pi.latest_charge && typeof pi.latest_charge === 'object' ? pi.latest_charge : null;
+  const capturedCents = pi.status === 'succeeded' ? pi.amount_received : 0;
+  const refundedCents = charge?.amount_refunded ?? 0;
+  let state: GatewayPaymentState;
+  switch (pi.status) {
+    case 'requires_capture':
+      state = 'authorized';
+      break;
+    case 'succeeded':
+      state = capturedCents > 0 && refundedCents >= capturedCents ? 'refunded' : 'captured';
+      break;
+    case 'canceled':
+      state = 'voided';
+      break;
+    case 'processing':
+      // Money may be moving right now: "don't know yet", never "not captured".
+      throw new GatewayUnavailableError(`PaymentIntent ${pi.id} is still processing`);
+    default:
+      state = 'failed'; // requires_payment_method (declined), requires_action, requires_confirmation
+  }
+  return { ref: pi.id, state, amountCents: pi.amount, capturedCents, refundedCents, metadata: { ...pi.metadata } };
 }
 
 /** The outcome an intent's state shows for an operation; null when the operation has not taken effect. */

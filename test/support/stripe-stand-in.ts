@@ -3,9 +3,12 @@
  * not Stripe and proves nothing about Stripe itself; it speaks just enough of the v1 wire format
  * for `StripeGateway` to be exercised through the real `stripe` package:
  *
- *   POST /v1/payment_intents              GET  /v1/payment_intents/:id
+ *   POST /v1/payment_intents              GET  /v1/payment_intents/:id   (expand[]=latest_charge)
  *   POST /v1/payment_intents/:id/capture  POST /v1/payment_intents/:id/cancel
+ *   GET  /v1/payment_intents/search       (one `metadata['k']:'v'` clause, always up to date)
+ *   POST /v1/refunds                      (payment_intent, amount)
  *
+ * A succeeded intent has a charge (`latest_charge`) that keeps the refunded amount, as Stripe's do.
  * Requests arrive form-encoded the way stripe-node's `queryStringifyRequestData` writes them
  * (`metadata[k]=v`, `payment_method_types[0]=card`, brackets left unescaped), with the key in the
  * `Idempotency-Key` header. Responses are Stripe-shaped JSON; errors are `{error: {type, code,
@@ -44,9 +47,36 @@ export interface StandInIntent {
   status: 'requires_payment_method' | 'requires_capture' | 'succeeded' | 'canceled';
   cancellation_reason: string | null;
   payment_method: string | null;
+  /** The charge of a succeeded intent (an id; the object with `expand[]=latest_charge`). */
+  latest_charge: string | null;
   metadata: Record<string, string>;
   created: number;
   livemode: false;
+}
+
+/** The stand-in's Charge: what was taken and how much of it was given back. */
+export interface StandInCharge {
+  id: string;
+  object: 'charge';
+  amount: number;
+  amount_captured: number;
+  amount_refunded: number;
+  refunded: boolean;
+  payment_intent: string;
+  currency: string;
+  status: 'succeeded';
+}
+
+/** The stand-in's Refund. */
+export interface StandInRefund {
+  id: string;
+  object: 'refund';
+  amount: number;
+  charge: string;
+  payment_intent: string;
+  currency: string;
+  status: 'succeeded';
+  created: number;
 }
 
 type Reply = { status: number; body: unknown };
@@ -92,6 +122,8 @@ export class StripeStandIn {
   /** Every request, in arrival order. */
   readonly calls: StandInCall[] = [];
   private readonly intents = new Map<string, StandInIntent>();
+  private readonly charges = new Map<string, StandInCharge>();
+  private readonly refunds: StandInRefund[] = [];
   private readonly replies = new Map<string, { fingerprint: string; reply: Reply }>();
   private readonly faults: Fault[] = [];
   private readonly hanging = new Set<ReturnType<typeof setTimeout>>();
@@ -133,6 +165,18 @@ export class StripeStandIn {
     return [...this.intents.keys()].map((id) => this.intent(id)!);
   }
 
+  /** The charge of a succeeded intent, as the stand-in holds it now. */
+  chargeOf(intentId: string): StandInCharge | undefined {
+    const id = this.intents.get(intentId)?.latest_charge;
+    const charge = id ? this.charges.get(id) : undefined;
+    return charge && { ...charge };
+  }
+
+  /** Every refund made, oldest first. */
+  allRefunds(): StandInRefund[] {
+    return this.refunds.map((r) => ({ ...r }));
+  }
+
   /** Lapse an authorisation the way Stripe does after its validity window (test hook). */
   expire(id: string): void {
     const pi = this.intents.get(id);
@@ -143,8 +187,9 @@ export class StripeStandIn {
     let text = '';
     for await (const chunk of req) text += chunk;
     const method = req.method ?? 'GET';
-    const path = (req.url ?? '/').split('?')[0];
-    const body = decodeForm(text);
+    const [path, query = ''] = (req.url ?? '/').split('?');
+    // A GET's parameters come in the query string, encoded the same way.
+    const body = decodeForm(method === 'GET' ? query : text);
     const key = req.headers['idempotency-key'] as string | undefined;
     const call: StandInCall = { method, path, idempotencyKey: key, body, status: 0, replayed: false };
     this.calls.push(call);
@@ -200,13 +245,15 @@ export class StripeStandIn {
   }
 
   private route(method: string, path: string, body: Record<string, unknown>): Reply {
+    if (method === 'GET' && path === '/v1/payment_intents/search') return this.search(body);
+    if (method === 'POST' && path === '/v1/refunds') return this.refund(body);
     const m = /^\/v1\/payment_intents(?:\/([^/]+))?(?:\/(capture|cancel))?$/.exec(path);
     if (!m) return apiError(404, { type: 'invalid_request_error', message: `Unrecognized request URL (${method}: ${path})` });
     const [, id, action] = m;
     if (method === 'POST' && !id) return this.create(body);
     const pi = id ? this.intents.get(id) : undefined;
     if (!pi) return missing(id ?? '');
-    if (method === 'GET' && !action) return { status: 200, body: pi };
+    if (method === 'GET' && !action) return { status: 200, body: this.expanded(pi, body) };
     if (method === 'POST' && action === 'capture') return this.capture(pi, body);
     if (method === 'POST' && action === 'cancel') return this.cancel(pi, body);
     return apiError(404, { type: 'invalid_request_error', message: `Unrecognized request URL (${method}: ${path})` });
@@ -234,6 +281,7 @@ export class StripeStandIn {
       status: 'requires_payment_method',
       cancellation_reason: null,
       payment_method: method.startsWith('pm_') ? method : `pm_${randomBytes(12).toString('hex')}`,
+      latest_charge: null,
       metadata: { ...(body.metadata as Record<string, string> | undefined) },
       created: Math.floor(Date.now() / 1000),
       livemode: false,
@@ -251,7 +299,7 @@ export class StripeStandIn {
       });
     }
     if (pi.capture_method === 'manual') Object.assign(pi, { status: 'requires_capture', amount_capturable: amount });
-    else Object.assign(pi, { status: 'succeeded', amount_received: amount });
+    else this.succeed(pi, amount);
     return { status: 200, body: pi };
   }
 
@@ -261,9 +309,84 @@ export class StripeStandIn {
     if (!Number.isInteger(amount) || amount <= 0 || amount > pi.amount_capturable) {
       return apiError(400, { type: 'invalid_request_error', code: 'amount_too_large', param: 'amount_to_capture', message: 'Invalid amount_to_capture' });
     }
-    // Capturing less releases the remainder, as Stripe does.
-    Object.assign(pi, { status: 'succeeded', amount_received: amount, amount_capturable: 0 });
+    // Capturing less releases the remainder, as Stripe does; the capture's metadata is merged in.
+    Object.assign(pi.metadata, body.metadata as Record<string, string> | undefined);
+    this.succeed(pi, amount);
     return { status: 200, body: pi };
+  }
+
+  /** The money is taken: the intent succeeds with a charge for `amount`. */
+  private succeed(pi: StandInIntent, amount: number): void {
+    const charge: StandInCharge = {
+      id: `ch_${randomBytes(12).toString('hex')}`,
+      object: 'charge',
+      amount,
+      amount_captured: amount,
+      amount_refunded: 0,
+      refunded: false,
+      payment_intent: pi.id,
+      currency: pi.currency,
+      status: 'succeeded',
+    };
+    this.charges.set(charge.id, charge);
+    Object.assign(pi, { status: 'succeeded', amount_received: amount, amount_capturable: 0, latest_charge: charge.id });
+  }
+
+  /** The intent with `latest_charge` as an object when the request asked for it. */
+  private expanded(pi: StandInIntent, params: Record<string, unknown>): unknown {
+    const expand = Object.values((params.expand as Record<string, string> | undefined) ?? {});
+    if (!expand.includes('latest_charge') || !pi.latest_charge) return pi;
+    return { ...pi, latest_charge: this.charges.get(pi.latest_charge) };
+  }
+
+  /** `metadata['k']:'v'`, the one query form the adapter sends. Unlike Stripe's, this index is never behind. */
+  private search(params: Record<string, unknown>): Reply {
+    const m = /^metadata\['([^']+)'\]:'((?:[^'\\]|\\.)*)'$/.exec(String(params.query ?? ''));
+    if (!m)
+      return apiError(400, { type: 'invalid_request_error', code: 'parameter_invalid', param: 'query', message: `Unsupported query: ${String(params.query)}` });
+    const [, field, value] = m;
+    const wanted = value.replace(/\\(.)/g, '$1');
+    const data = [...this.intents.values()].filter((pi) => pi.metadata[field] === wanted);
+    return { status: 200, body: { object: 'search_result', url: '/v1/payment_intents/search', has_more: false, next_page: null, data } };
+  }
+
+  private refund(body: Record<string, unknown>): Reply {
+    const id = String(body.payment_intent ?? '');
+    const pi = this.intents.get(id);
+    if (!pi) return missing(id);
+    // Stripe refunds only a succeeded intent's charge.
+    if (pi.status !== 'succeeded' || !pi.latest_charge) return unexpectedState(pi, 'refunded');
+    const charge = this.charges.get(pi.latest_charge)!;
+    const left = charge.amount_captured - charge.amount_refunded;
+    if (left === 0) {
+      return apiError(400, { type: 'invalid_request_error', code: 'charge_already_refunded', message: `Charge ${charge.id} has already been refunded.` });
+    }
+    const amount = body.amount === undefined ? left : Number(body.amount);
+    if (!Number.isInteger(amount) || amount <= 0) {
+      return apiError(400, { type: 'invalid_request_error', code: 'parameter_invalid_integer', param: 'amount', message: 'Invalid positive integer' });
+    }
+    if (amount > left) {
+      return apiError(400, {
+        type: 'invalid_request_error',
+        code: 'amount_too_large',
+        param: 'amount',
+        message: `Refund amount (${amount}) is greater than unrefunded amount on charge (${left})`,
+      });
+    }
+    charge.amount_refunded += amount;
+    charge.refunded = charge.amount_refunded === charge.amount_captured;
+    const refund: StandInRefund = {
+      id: `re_${randomBytes(12).toString('hex')}`,
+      object: 'refund',
+      amount,
+      charge: charge.id,
+      payment_intent: pi.id,
+      currency: pi.currency,
+      status: 'succeeded',
+      created: Math.floor(Date.now() / 1000),
+    };
+    this.refunds.push(refund);
+    return { status: 200, body: refund };
   }
 
   private cancel(pi: StandInIntent, body: Record<string, unknown>): Reply {
