@@ -43,6 +43,7 @@ export interface OrderRow {
   idempotency_key: string;
   reservation_expires_at: Date;
   payment_id: string | null;
+  refunded_cents: number;
   created_at: Date;
   updated_at: Date;
 }
@@ -58,6 +59,7 @@ export interface PaymentRow {
   gateway_ref: string | null;
   amount_cents: number;
   captured_cents: number;
+  refunded_cents: number;
   currency: string;
   status: PaymentStatus;
   ended_reason: string | null;
@@ -74,7 +76,7 @@ export interface OutboxRow {
 }
 
 export const ORDER_STATUSES: readonly OrderStatus[] = ['reserved', 'confirmed', 'expired', 'cancelled', 'failed'];
-export const PAYMENT_STATUSES: readonly PaymentStatus[] = ['pending', 'authorized', 'captured', 'voided', 'failed'];
+export const PAYMENT_STATUSES: readonly PaymentStatus[] = ['pending', 'authorized', 'captured', 'voided', 'failed', 'refunded'];
 
 export function toItem(r: ItemRow): Item {
   return {
@@ -120,6 +122,7 @@ export function toOrder(r: OrderRow): Order {
     idempotencyKey: r.idempotency_key,
     reservationExpiresAt: r.reservation_expires_at,
     paymentId: r.payment_id,
+    refundedCents: r.refunded_cents,
     createdAt: r.created_at,
     updatedAt: r.updated_at,
   };
@@ -137,6 +140,7 @@ export function toPayment(r: PaymentRow): Payment {
     gatewayRef: r.gateway_ref,
     amountCents: r.amount_cents,
     capturedCents: r.captured_cents,
+    refundedCents: r.refunded_cents,
     currency: r.currency,
     status: r.status,
     endedReason: r.ended_reason,

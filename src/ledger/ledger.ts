@@ -73,6 +73,8 @@ export interface Order {
   reservationExpiresAt: Date;
   /** The payment that confirmed it. */
   paymentId: string | null;
+  /** Money given back for this order (a capture that came after it lapsed, or an admin's refund); its status does not change. */
+  refundedCents: number;
   createdAt: Date;
   updatedAt: Date;
 }
@@ -88,7 +90,7 @@ export interface NewOrder {
 }
 
 export type PaymentKind = 'authorization' | 'charge';
-export type PaymentStatus = 'pending' | 'authorized' | 'captured' | 'voided' | 'failed';
+export type PaymentStatus = 'pending' | 'authorized' | 'captured' | 'voided' | 'failed' | 'refunded';
 
 export interface Payment {
   id: string;
@@ -102,9 +104,11 @@ export interface Payment {
   gatewayRef: string | null;
   amountCents: number;
   capturedCents: number;
+  /** Given back after the capture (status `refunded`). */
+  refundedCents: number;
   currency: string;
   status: PaymentStatus;
-  /** Why it ended (captured, sold_out, ended, cancelled, cap, superseded, declined ...). */
+  /** Why it ended (captured, sold_out, ended, cancelled, cap, superseded, declined, refunded:<why> ...). */
   endedReason: string | null;
   expiresAt: Date;
   createdAt: Date;
@@ -204,6 +208,19 @@ export interface Ledger {
     fields?: { gatewayRef?: string; capturedCents?: number; orderId?: string; endedReason?: string },
   ): Promise<Payment | null>;
   getPayment(id: string): Promise<Payment | null>;
+  /** The payments that name an order: its charge, and the authorisation captured for it. Oldest first. */
+  paymentsOfOrder(orderId: string): Promise<Payment[]>;
+  /**
+   * captured → refunded, with the amount given back, on the payment and on its order in one
+   * statement (with its `payment.refunded` event). Null when the payment was not captured.
+   */
+  recordRefund(paymentId: string, refundedCents: number, reason: string): Promise<Payment | null>;
+  /**
+   * Captures that no confirmed order owns — their order ended, is missing, or was paid by another
+   * payment — recorded (last changed) between `since` and `before`. Reserved orders' captures are
+   * not stray: their confirmation may be on its way.
+   */
+  strayCaptures(opts: { since: Date; before: Date; limit: number }): Promise<Payment[]>;
   /** The live (pending or authorized) authorisation of a user in a sale, if any. */
   liveAuthorization(saleId: string, userId: string): Promise<Payment | null>;
   /** Authorisations still pending/authorized, for the void sweeper: of one sale, or (saleId null) any expired before `expiredBefore`. */

@@ -7,6 +7,7 @@ import { PAYMENT_STATUSES, countsByStatus, isUuid, toPayment, type PaymentRow } 
 import { Batcher } from './batcher.js';
 import type { SqlClient } from './sql-client.js';
 import { PAYMENT_OUTBOX_FROM_P } from './outbox.js';
+import { isUnavailable } from '../errors.js';
 
 interface Transition {
   id: string;
@@ -83,6 +84,8 @@ export class PaymentRepository {
         ],
       ));
     } catch (err) {
+      // A database that is not answering is not asked again one payment at a time: all fail now.
+      if (isUnavailable(err)) throw err;
       if (batch.length === 1) return [err as Error];
       const out: Array<Payment | Error> = [];
       for (const p of batch) out.push((await this.insertBatch([p]))[0]);
@@ -136,7 +139,7 @@ export class PaymentRepository {
         ],
       ));
     } catch (err) {
-      if (batch.length === 1) throw err;
+      if (batch.length === 1 || isUnavailable(err)) throw err;
       const out: Array<Payment | null | Error> = [];
       for (const t of batch) out.push(await this.transitionOne(t).catch((e: Error) => e));
       return out;
@@ -150,6 +153,44 @@ export class PaymentRepository {
   async getPayment(id: string): Promise<Payment | null> {
     const { rows } = await this.db.query<PaymentRow>('SELECT * FROM payments WHERE id = $1', [id]);
     return rows.length > 0 ? toPayment(rows[0]) : null;
+  }
+
+  async paymentsOfOrder(orderId: string): Promise<Payment[]> {
+    const { rows } = await this.db.query<PaymentRow>('SELECT * FROM payments WHERE order_id = $1 ORDER BY created_at, id', [orderId]);
+    return rows.map(toPayment);
+  }
+
+  /** captured → refunded on the payment, the amount added to its order, and the event: one statement. */
+  async recordRefund(paymentId: string, refundedCents: number, reason: string): Promise<Payment | null> {
+    if (!Number.isSafeInteger(refundedCents) || refundedCents <= 0) throw new RangeError(`a refund needs whole cents > 0, got ${refundedCents}`);
+    const { rows } = await this.db.query<PaymentRow>(
+      `WITH p AS (
+         UPDATE payments SET status = 'refunded', refunded_cents = $2, ended_reason = $3, updated_at = now()
+         WHERE id = $1 AND status = 'captured' RETURNING *
+       ), o AS (
+         UPDATE orders SET refunded_cents = orders.refunded_cents + p.refunded_cents, updated_at = now() FROM p WHERE orders.id = p.order_id
+       ), e AS (${PAYMENT_OUTBOX_FROM_P})
+       SELECT * FROM p`,
+      [paymentId, refundedCents, reason],
+    );
+    return rows.length > 0 ? toPayment(rows[0]) : null;
+  }
+
+  /**
+   * Captured payments no confirmed order owns. A reserved order's capture is left alone (its
+   * confirmation may be on its way); a payment without an order row, or whose order ended or was
+   * paid by another payment, is stray.
+   */
+  async strayCaptures(opts: { since: Date; before: Date; limit: number }): Promise<Payment[]> {
+    const { rows } = await this.db.query<PaymentRow>(
+      `SELECT p.* FROM payments p LEFT JOIN orders o ON o.id = p.order_id
+       WHERE p.status = 'captured' AND p.updated_at >= $1 AND p.updated_at < $2
+         AND (o.id IS NULL OR o.status IN ('expired', 'cancelled', 'failed')
+              OR (o.status = 'confirmed' AND o.payment_id IS NOT NULL AND o.payment_id <> p.id))
+       ORDER BY p.updated_at, p.id LIMIT $3`,
+      [opts.since, opts.before, opts.limit],
+    );
+    return rows.map(toPayment);
   }
 
   /** The user's authorisation that is pending or authorised (the newest, should there be two). */

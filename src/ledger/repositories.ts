@@ -17,7 +17,15 @@ export type OrdersRepository = Pick<
 /** Authorisations and charges (the payment tier). */
 export type PaymentsRepository = Pick<
   Ledger,
-  'insertPayment' | 'transitionPayment' | 'getPayment' | 'liveAuthorization' | 'openAuthorizations' | 'paymentCounts'
+  | 'insertPayment'
+  | 'transitionPayment'
+  | 'getPayment'
+  | 'paymentsOfOrder'
+  | 'recordRefund'
+  | 'strayCaptures'
+  | 'liveAuthorization'
+  | 'openAuthorizations'
+  | 'paymentCounts'
 >;
 
 /** Events waiting for the stream (the outbox relay). */

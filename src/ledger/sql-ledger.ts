@@ -28,6 +28,7 @@ import { Outbox, PAYMENT_OUTBOX_FROM_P } from './outbox.js';
 import { PaymentRepository } from './payment-repository.js';
 import { SaleRepository } from './sale-repository.js';
 import { sqlState, type SqlClient } from './sql-client.js';
+import { isUnavailable } from '../errors.js';
 
 /** The CHECK on `items` that keeps `sold + held` within `quantity` (see 001.do.schema.sql). */
 const STOCK_CHECK = 'items_stock_within_quantity';
@@ -110,6 +111,15 @@ export class SqlLedger implements Ledger {
   }
   getPayment(id: string): Promise<Payment | null> {
     return this.payments.getPayment(id);
+  }
+  paymentsOfOrder(orderId: string): Promise<Payment[]> {
+    return this.payments.paymentsOfOrder(orderId);
+  }
+  recordRefund(paymentId: string, refundedCents: number, reason: string): Promise<Payment | null> {
+    return this.payments.recordRefund(paymentId, refundedCents, reason);
+  }
+  strayCaptures(opts: Parameters<Ledger['strayCaptures']>[0]): Promise<Payment[]> {
+    return this.payments.strayCaptures(opts);
   }
   liveAuthorization(saleId: string, userId: string): Promise<Payment | null> {
     return this.payments.liveAuthorization(saleId, userId);
@@ -209,7 +219,8 @@ export class SqlLedger implements Ledger {
       ));
     } catch (err) {
       const state = sqlState(err);
-      if (batch.length > 1) return this.oneByOne(batch);
+      // A database that is not answering is not asked again one order at a time: all fail now.
+      if (batch.length > 1 && !isUnavailable(err)) return this.oneByOne(batch);
       // The CHECK constraint is the second wall; should the guard ever miss, it still refuses.
       if (state === '23514' && (err as { constraint?: string }).constraint === STOCK_CHECK) return [new LedgerOversellError(saleId, sku)];
       if (state === '23505') return [new LedgerConflictError(`order ${batch[0].id} or idempotency key ${batch[0].idempotencyKey} already exists`)];
@@ -262,7 +273,7 @@ export class SqlLedger implements Ledger {
         [unique, unique.map((id) => batch[first.get(id)!].paymentId), unique.map((id) => batch[first.get(id)!].capturedCents)],
       ));
     } catch (err) {
-      if (batch.length === 1) throw err;
+      if (batch.length === 1 || isUnavailable(err)) throw err;
       // A deadlock with another node's batch, say: each on its own, in order.
       const out: Array<Order | null | Error> = [];
       for (const c of batch) out.push(await this.confirmOne(c).catch((e: Error) => e));

@@ -294,6 +294,52 @@ export function ledgerContract(name: string, open: () => Promise<LedgerFixture |
       await expect(ledger.confirmOrder(third.id, null, { capturedCents: 1 })).rejects.toBeInstanceOf(RangeError);
     });
 
+    test('a refund is recorded on the payment and on its order at once; stray captures are the ones no confirmed order owns', async () => {
+      const sale = await ledger.createSale(saleInput());
+      const captured = async (userId: string, orderId: string, lapsed: boolean) => {
+        const auth = await ledger.insertPayment(newAuth(sale.id, { userId }));
+        await ledger.transitionPayment(auth.id, ['pending'], 'authorized', { gatewayRef: `ch_${userId}` });
+        if (lapsed) await ledger.releaseOrder(orderId, 'expired');
+        await ledger.confirmOrder(orderId, auth.id, { capturedCents: 49_900 });
+        return auth;
+      };
+      const paid = await ledger.reserveOrder(newOrder(sale.id, { userId: 'hana' }));
+      const owned = await captured('hana', paid.id, false);
+      const lapsed = await ledger.reserveOrder(newOrder(sale.id, { userId: 'ivo' }));
+      const late = await captured('ivo', lapsed.id, true);
+      // A charge recorded for an order still reserved: its confirmation may be on its way, so not stray.
+      const pending = await ledger.reserveOrder(newOrder(sale.id, { userId: 'jun' }));
+      const charge = await ledger.insertPayment(
+        newAuth(sale.id, { id: `charge_${pending.id}`, userId: 'jun', kind: 'charge', orderId: pending.id, ticketPlace: 0 }),
+      );
+      await ledger.transitionPayment(charge.id, ['pending'], 'captured', { gatewayRef: 'ch_jun', capturedCents: 49_900 });
+
+      const window = { since: new Date(Date.now() - HOUR), before: new Date(Date.now() + 60_000), limit: 1000 };
+      const strays = async () => (await ledger.strayCaptures(window)).filter((p) => p.saleId === sale.id).map((p) => p.id);
+      expect(await strays()).toEqual([late.id]);
+      expect((await ledger.paymentsOfOrder(lapsed.id)).map((p) => p.id)).toEqual([late.id]);
+      expect((await ledger.paymentsOfOrder(pending.id)).map((p) => p.id)).toEqual([charge.id]);
+      expect((await ledger.paymentsOfOrder(paid.id)).map((p) => p.id)).toEqual([owned.id]);
+
+      expect(await ledger.recordRefund(late.id, 49_900, 'refunded:expired')).toMatchObject({
+        status: 'refunded',
+        capturedCents: 49_900,
+        refundedCents: 49_900,
+        orderId: lapsed.id,
+        endedReason: 'refunded:expired',
+      });
+      // The order says so; its status and the item's counts stay as they were.
+      expect(await ledger.getOrder(lapsed.id)).toMatchObject({ status: 'expired', refundedCents: 49_900 });
+      expect(await ledger.getOrder(paid.id)).toMatchObject({ status: 'confirmed', refundedCents: 0 });
+      expect(await item(sale.id)).toMatchObject({ sold: 1, held: 1 });
+      expect(await topicsOf('payment_id', late.id)).toContain('payment.refunded');
+      // Once: a second record finds nothing captured.
+      expect(await ledger.recordRefund(late.id, 49_900, 'refunded:expired')).toBeNull();
+      expect(await strays()).toEqual([]);
+      expect((await ledger.paymentCounts(sale.id)).refunded).toBe(1);
+      await expect(ledger.recordRefund(owned.id, 0, 'nothing')).rejects.toBeInstanceOf(RangeError);
+    });
+
     test('a confirmed order cannot be released', async () => {
       const sale = await ledger.createSale(saleInput());
       const order = await ledger.reserveOrder(newOrder(sale.id));
@@ -439,7 +485,7 @@ export function ledgerContract(name: string, open: () => Promise<LedgerFixture |
       expect(await ledger.openAuthorizations({ saleId: sale.id, limit: 1 })).toHaveLength(1);
       const expired = await ledger.openAuthorizations({ expiredBefore: new Date(), limit: 1000 });
       expect(expired.filter((p) => p.saleId === sale.id).map((p) => p.id)).toEqual([live.id]);
-      expect(await ledger.paymentCounts(sale.id)).toEqual({ pending: 2, authorized: 1, captured: 0, voided: 1, failed: 0 });
+      expect(await ledger.paymentCounts(sale.id)).toEqual({ pending: 2, authorized: 1, captured: 0, voided: 1, failed: 0, refunded: 0 });
     });
 
     test('outbox: appended events are pending, oldest first, until published', async () => {
