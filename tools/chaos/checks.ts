@@ -254,11 +254,11 @@ function confirmedInLedger(input: CheckInput): CheckResult {
 
 /** A payment row says money was taken: a capture, or a direct charge that went through. */
 const captured = (p: LedgerPayment) => p.status === 'captured' || Number(p.captured_cents ?? 0) > 0;
-/** Refund marks however the ledger records them (a status, a reason, or refund columns). */
+/** Given back in full: the payment says refunded, or its refunded cents cover what it took. */
 const refunded = (p: LedgerPayment) =>
   p.status === 'refunded' ||
   /refund/i.test(String(p.ended_reason ?? '')) ||
-  Object.entries(p).some(([col, v]) => /refund/i.test(col) && v !== null && v !== false && v !== 0 && v !== '0');
+  (Number(p.refunded_cents ?? 0) > 0 && Number(p.refunded_cents) >= Number(p.captured_cents ?? 0));
 
 function captures(input: CheckInput): { check: CheckResult; orphans: number } {
   const { ledger } = input;
