@@ -11,6 +11,7 @@ const commands = {
   rehearse: 'Simulate a drop against a running server and check every invariant',
   bench: 'Throughput and latency of the hot endpoints against a bare-Fastify baseline',
   capacity: 'How many waiting event streams one node holds, and their memory',
+  reconcile: "Compare each sale's engine state with the ledger; --fix repairs the engine",
 };
 
 const [command, ...args] = process.argv.slice(2);

@@ -44,6 +44,10 @@ export interface Config {
   streamsPerAddress: number;
   /** On SIGTERM, how long readiness answers 503 (so the balancer stops sending) before the port closes. */
   drainMs: number;
+  /** Seconds between drift checks of followed sales (engine against ledger, repaired); 0: off. */
+  driftCheckSec: number;
+  /** Seconds a sale's engine data is kept after the sale stops being followed (the ledger keeps it for good). */
+  engineRetentionSec: number;
   /** Client connections held at once; null: the file limit less a reserve (see fd-limit.ts). */
   maxConnections: number | null;
   /** Secret of the CAPTCHA provider a sale may ask for (`bot_protection.captcha`). */
@@ -183,6 +187,8 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     metricsToken: env.STAMPEDE_METRICS_TOKEN ? secretOf(env, 'STAMPEDE_METRICS_TOKEN', 16) : null,
     // One address sending everything (a load test, STAMPEDE_IP_RATE_LIMIT=0) has no cap by default.
     drainMs: int(env, 'STAMPEDE_DRAIN_MS', production ? 5000 : 0, 0, 120_000),
+    driftCheckSec: int(env, 'STAMPEDE_DRIFT_CHECK_SEC', 30, 0, 86_400),
+    engineRetentionSec: int(env, 'STAMPEDE_ENGINE_RETENTION_SEC', 86_400, 60, 90 * 86_400),
     streamsPerAddress: int(env, 'STAMPEDE_STREAMS_PER_ADDRESS', env.STAMPEDE_IP_RATE_LIMIT === '0' ? 0 : 200, 0, 10_000_000),
     maxConnections: env.STAMPEDE_MAX_CONNECTIONS ? int(env, 'STAMPEDE_MAX_CONNECTIONS', 0, 1, 10_000_000) : null,
     captchaSecret: env.STAMPEDE_CAPTCHA_SECRET || null,

@@ -27,6 +27,7 @@ import { SseHub } from './queue/sse-hub.js';
 import { AdmissionController } from './queue/admission-controller.js';
 import { CheckoutService } from './checkout/checkout-service.js';
 import { HoldSweeper } from './checkout/hold-sweeper.js';
+import { DriftCheck } from './checkout/drift-check.js';
 import type { PaymentGateway } from './payments/gateway.js';
 import { SandboxGateway } from './payments/sandbox-gateway.js';
 import { StripeGateway } from './payments/stripe-gateway.js';
@@ -77,6 +78,7 @@ export class Runtime {
   readonly payments: PaymentService;
   readonly checkout: CheckoutService;
   readonly holdSweeper: HoldSweeper;
+  readonly driftCheck: DriftCheck;
   readonly voidSweeper: VoidSweeper;
   readonly pow: ProofOfWork;
   readonly botSignals: BotSignals;
@@ -151,8 +153,11 @@ export class Runtime {
       sale: (saleId) => this.sales.get(saleId),
     });
     this.checkout = new CheckoutService(engine, ledger, this.clock, this.sales, this.queue, this.monitor, this.payments, this.sharedLimits, log);
+    // Settling a capture asks whether its order still owns it.
+    this.payments.useOrders({ order: (id) => this.checkout.order(id) });
     this.holdSweeper = new HoldSweeper(engine, ledger, this.clock, this.monitor, this.checkout, this.payments, log);
     this.voidSweeper = new VoidSweeper(this.checkout, this.monitor, this.payments);
+    this.driftCheck = new DriftCheck(engine, ledger, this.sales, log);
     this.outbox = config.natsUrl ? new OutboxRelay(ledger, { url: config.natsUrl }) : null;
     this.sales.useCancellation({
       announce: (saleId) => this.monitor.refresh(saleId),
@@ -163,7 +168,7 @@ export class Runtime {
         return voided;
       },
     });
-    this.follower = new SaleFollower(this.sales, this.monitor, this.clock, log);
+    this.follower = new SaleFollower(this.sales, this.monitor, this.clock, log, config.engineRetentionSec * 1000);
     this.stats = new SaleStats({
       sales: this.sales,
       monitor: this.monitor,

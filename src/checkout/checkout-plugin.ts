@@ -1,6 +1,6 @@
 /**
  * The checkout tier as a Fastify plugin: purchase, orders and payment of reserved orders
- * (`checkout`); the hold sweeper runs on one node at a time while the app is up.
+ * (`checkout`); the hold sweeper and the drift check run on one node at a time while the app is up.
  */
 import fp from 'fastify-plugin';
 import { leasedJobWhileUp } from '../engine/leased-loop.js';
@@ -11,6 +11,18 @@ export const checkoutPlugin = fp<{ runtime: Runtime }>(
     app.decorate('checkout', runtime.checkout);
     if (!runtime.workers) return;
     leasedJobWhileUp(app, runtime, 'sweeper:holds', () => runtime.holdSweeper.sweep());
+    const every = runtime.config.driftCheckSec * 1000;
+    if (every > 0) {
+      leasedJobWhileUp(
+        app,
+        runtime,
+        'drift-check',
+        async () => {
+          for (const saleId of runtime.monitor.watched()) await runtime.driftCheck.check(saleId, { fix: true });
+        },
+        every,
+      );
+    }
   },
   { name: 'checkout' },
 );

@@ -111,6 +111,26 @@ export interface SaleSnapshot {
   flags: Record<string, number>;
 }
 
+/** A sale's stock-side state as the engine holds it, read at one instant (the drift check's input). */
+export interface EngineInspection {
+  /** Units available, per SKU. */
+  stock: Record<string, number>;
+  /** Every live hold. */
+  holds: EngineHold[];
+  /** Units per user and SKU, held plus confirmed. */
+  perUser: Array<{ userId: string; sku: string; units: number }>;
+}
+
+/** What the drift check tells the engine to change, applied in one step. */
+export interface EngineRepair {
+  /** Holds of reserved orders the engine lost: they come back (a hold still there is left alone). */
+  restore: EngineHold[];
+  /** Stock moves by these amounts per SKU (never below zero). */
+  stock: Record<string, number>;
+  /** Per-user counts move by these amounts. */
+  perUser: Array<{ userId: string; sku: string; delta: number }>;
+}
+
 export interface AdmitResult {
   watermark: number;
   /** Tickets admitted by this step. */
@@ -133,6 +153,12 @@ export interface Engine {
   updateSale(sale: EngineSale): Promise<void>;
   /** Forgets the sale entirely (after it ended, and in tests). */
   dropSale(saleId: string): Promise<void>;
+  /** Forgets the sale after `afterMs` (its retention period): the ledger keeps the record. */
+  retire(saleId: string, afterMs: number): Promise<void>;
+  /** Stock, holds and per-user counts at one instant; null when the engine does not hold the sale. */
+  inspect(saleId: string): Promise<EngineInspection | null>;
+  /** Applies a drift repair in one step. Returns holds restored and stock units that could not be taken (stock at zero). */
+  repair(saleId: string, fix: EngineRepair): Promise<{ restored: number; short: number }>;
   snapshot(saleId: string, buyersFrom: number): Promise<SaleSnapshot>;
 
   /** Gives the user a place (or their existing one). `draw` is a uniform random in [0,1) for the pre-queue lottery. */

@@ -76,7 +76,7 @@ export class LeasedLoop {
 }
 
 /**
- * Runs a tier's leased job while the app is up: a pass every second, on the node holding the
+ * Runs a tier's leased job while the app is up: a pass every `everyMs` (a second), on the node holding the
  * `name` lease (5 s, renewed during a pass); started when the app is ready, stopped (lease given
  * up) when it closes.
  */
@@ -85,8 +85,9 @@ export function leasedJobWhileUp(
   node: { engine: Pick<Engine, 'acquireLease' | 'releaseLease'>; nodeId: string; log: LeasedLoopOptions['log'] },
   name: string,
   run: () => Promise<unknown>,
+  everyMs = 1000,
 ): void {
-  const loop = new LeasedLoop(node.engine, { name, owner: node.nodeId, everyMs: 1000, leaseMs: 5000, log: node.log, run });
+  const loop = new LeasedLoop(node.engine, { name, owner: node.nodeId, everyMs, leaseMs: 5000, log: node.log, run });
   app.addHook('onReady', async () => loop.start());
   app.addHook('onClose', async () => loop.stop());
 }

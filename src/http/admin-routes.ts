@@ -3,6 +3,7 @@ import { Type } from 'typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { CreateSaleBody, PatchSaleBody, saleJson } from '../sales/sale-schema.js';
 import { orderView } from '../checkout/checkout-service.js';
+import { driftJson } from '../checkout/drift-check.js';
 import { ErrorBody, SaleParams, SaleResponse, errors } from './schemas.js';
 import type { Sale } from '../ledger/ledger.js';
 
@@ -82,6 +83,24 @@ export const adminRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (req) => render(await app.sales.cancel(req.params.id)),
+  );
+
+  app.post(
+    '/flash-sales/:id/reconcile',
+    {
+      config,
+      schema: {
+        tags,
+        security,
+        summary: "Compare the sale's engine state with the ledger; with fix, repair the engine",
+        description:
+          "What a drift check found: per SKU, the ledger's sold and held units beside the engine's stock, held and sold; holds settled to match the ledger, restored or left to the hold sweeper; per-user counts. Without `fix` nothing changes. The same check runs on a timer (STAMPEDE_DRIFT_CHECK_SEC) and as `npx stampede reconcile`.",
+        params: SaleParams,
+        body: Type.Optional(Type.Object({ fix: Type.Optional(Type.Boolean({ default: false })) }, { additionalProperties: false })),
+        response: { ...errors(400, 401, 404) },
+      },
+    },
+    async (req) => driftJson(await runtime.driftCheck.check(req.params.id, { fix: req.body?.fix ?? false })),
   );
 
   app.get(

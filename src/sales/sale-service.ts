@@ -6,8 +6,8 @@
  */
 import type { Engine, EngineSale } from '../engine/engine.js';
 import type { EngineClock } from '../engine/engine-clock.js';
-import { StampedeError } from '../errors.js';
-import type { Sale } from '../ledger/ledger.js';
+import { StampedeError, isUnavailable } from '../errors.js';
+import type { Sale, SaleRecordSnapshot } from '../ledger/ledger.js';
 import type { SalesRepository } from '../ledger/repositories.js';
 import { toSaleInput, validateSale, type CreateSaleBody, type PatchSaleBody } from './sale-schema.js';
 
@@ -136,6 +136,22 @@ export class SaleService {
       holds: reserved.map((o) => ({ holdId: o.id, userId: o.userId, sku: o.sku, quantity: o.quantity, expiresAt: o.reservationExpiresAt.getTime() })),
       perUser,
     });
+  }
+
+  /** The sale as the ledger holds it at one instant (what the engine is rebuilt from, and checked against). */
+  ledgerPicture(saleId: string): Promise<SaleRecordSnapshot | null> {
+    return this.ledger.saleSnapshot(saleId);
+  }
+
+  /** The sale's engine data expires after `afterMs` (the ledger keeps the record). */
+  retire(saleId: string, afterMs: number): Promise<void> {
+    return this.engine.retire(saleId, afterMs);
+  }
+
+  /** Rebuilds the sale's engine state from the ledger when the engine lacks it. */
+  async rebuild(saleId: string): Promise<boolean> {
+    const sale = await this.ledger.getSale(saleId);
+    return sale ? this.ensureLoaded(sale) : false;
   }
 
   private remember(sale: Sale): Sale {

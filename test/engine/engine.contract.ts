@@ -398,6 +398,19 @@ export function engineContract(name: string, open: () => Promise<EngineFixture |
       expect(results.filter(Boolean)).toHaveLength(1);
     });
 
+    test('a retired sale is forgotten after its retention period, and kept until then', async () => {
+      const sale = engineSale({ items: [{ sku: 'phone', quantity: 5, perUserLimit: 1, maxPerOrder: 1 }] });
+      await engine.loadSale(freshLoad(sale));
+      await enterAndAdmit(engine, sale.id, ['a']);
+      await engine.retire(sale.id, 60_000);
+      expect(await engine.hasSale(sale.id)).toBe(true);
+      await engine.retire(sale.id, 50);
+      // Gone within a few seconds however busy the machine; every key of it (the places too).
+      for (let i = 0; i < 100 && (await engine.hasSale(sale.id)); i++) await new Promise((r) => setTimeout(r, 50));
+      expect(await engine.hasSale(sale.id)).toBe(false);
+      expect(await engine.placeOf(sale.id, 'a').catch(() => null)).toBeNull();
+    });
+
     test('the engine clock is within a second of real time', async () => {
       expect(Math.abs((await engine.now()) - Date.now())).toBeLessThan(1000);
     });

@@ -29,3 +29,25 @@ it('follows an ended sale while its reservations can still lapse, and lets go an
   expect(stack.runtime.monitor.watched()).toContain(longWindow.id);
   expect(stack.runtime.monitor.watched()).not.toContain(shortWindow.id);
 });
+
+it("lets a past sale's engine data go after the retention period; a sale not started yet keeps it", async () => {
+  const { SaleFollower } = await import('../../src/sales/sale-follower.js');
+  const now = Date.now();
+  const past = await stack.runtime.ledger.createSale(
+    saleInput({ startsAt: new Date(now - 4 * HOUR), endsAt: new Date(now - 3 * HOUR), reservationTtlSec: 60 }),
+  );
+  const future = await stack.runtime.ledger.createSale(
+    saleInput({ startsAt: new Date(now + 3 * HOUR), endsAt: new Date(now + 4 * HOUR), reservationTtlSec: 60 }),
+  );
+  await stack.runtime.sales.rebuild(past.id);
+  await stack.runtime.sales.rebuild(future.id);
+  await new Promise((r) => setTimeout(r, 1100));
+  const silent = { info() {} };
+  const follower = new SaleFollower(stack.runtime.sales, stack.runtime.monitor, stack.runtime.clock, silent, 50);
+  await follower.discover();
+  for (let i = 0; i < 100 && (await stack.runtime.engine.hasSale(past.id)); i++) await new Promise((r) => setTimeout(r, 50));
+  expect(await stack.runtime.engine.hasSale(past.id)).toBe(false);
+  expect(await stack.runtime.engine.hasSale(future.id)).toBe(true);
+  // The ledger keeps the record for good.
+  expect((await stack.runtime.ledger.getSale(past.id))?.id).toBe(past.id);
+});

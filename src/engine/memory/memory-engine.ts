@@ -5,7 +5,19 @@
  * is what `npm start`, demos and single-process tests run on.
  */
 import { randomUUID } from 'node:crypto';
-import type { AdmitResult, Engine, EngineHold, EngineSale, EnterResult, ReserveRequest, ReserveResult, SaleLoad, SaleSnapshot } from '../engine.js';
+import type {
+  AdmitResult,
+  Engine,
+  EngineHold,
+  EngineInspection,
+  EngineRepair,
+  EngineSale,
+  EnterResult,
+  ReserveRequest,
+  ReserveResult,
+  SaleLoad,
+  SaleSnapshot,
+} from '../engine.js';
 import { refuse } from '../engine-refusals.js';
 import { initialState, userSku } from '../initial-state.js';
 import { admittedAt, draw, entered, prequeued, purgeLapsed, type SaleState } from './sale-state.js';
@@ -15,6 +27,7 @@ export class MemoryEngine implements Engine {
   private readonly sales = new Map<string, SaleState>();
   private readonly leases = new Map<string, { owner: string; until: number }>();
   private readonly used = new Map<string, number>();
+  private readonly retiring = new Map<string, NodeJS.Timeout>();
   private readonly clock: () => number;
 
   /** `clock` lets tests move the engine's time; production uses the process clock. */
@@ -27,6 +40,8 @@ export class MemoryEngine implements Engine {
   }
   async ping() {}
   async close() {
+    for (const timer of this.retiring.values()) clearTimeout(timer);
+    this.retiring.clear();
     this.sales.clear();
   }
 
@@ -79,6 +94,58 @@ export class MemoryEngine implements Engine {
 
   async dropSale(saleId: string) {
     this.sales.delete(saleId);
+  }
+
+  async retire(saleId: string, afterMs: number) {
+    clearTimeout(this.retiring.get(saleId));
+    const timer = setTimeout(
+      () => {
+        this.retiring.delete(saleId);
+        this.sales.delete(saleId);
+      },
+      Math.max(1, Math.min(afterMs, 2 ** 31 - 1)),
+    );
+    timer.unref();
+    this.retiring.set(saleId, timer);
+  }
+
+  async inspect(saleId: string): Promise<EngineInspection | null> {
+    const s = this.sales.get(saleId);
+    if (!s) return null;
+    return {
+      stock: Object.fromEntries(s.stock),
+      holds: [...s.holds.values()].map((h) => ({ ...h })),
+      perUser: [...s.perUser].map(([field, units]) => {
+        const tab = field.lastIndexOf('\t');
+        return { userId: field.slice(0, tab), sku: field.slice(tab + 1), units };
+      }),
+    };
+  }
+
+  async repair(saleId: string, fix: EngineRepair) {
+    const s = this.sales.get(saleId);
+    if (!s) return { restored: 0, short: 0 };
+    let restored = 0;
+    let short = 0;
+    const addStock = (sku: string, delta: number) => {
+      const now = (s.stock.get(sku) ?? 0) + delta;
+      if (now < 0) short -= now;
+      s.stock.set(sku, Math.max(0, now));
+    };
+    const addUser = (userId: string, sku: string, delta: number) => {
+      const key = userSku(userId, sku);
+      s.perUser.set(key, Math.max(0, (s.perUser.get(key) ?? 0) + delta));
+    };
+    for (const hold of fix.restore) {
+      if (s.holds.has(hold.holdId)) continue;
+      s.holds.set(hold.holdId, { ...hold });
+      addStock(hold.sku, -hold.quantity);
+      addUser(hold.userId, hold.sku, hold.quantity);
+      restored++;
+    }
+    for (const [sku, delta] of Object.entries(fix.stock)) addStock(sku, delta);
+    for (const u of fix.perUser) addUser(u.userId, u.sku, u.delta);
+    return { restored, short };
   }
 
   async snapshot(saleId: string, buyersFrom: number): Promise<SaleSnapshot> {

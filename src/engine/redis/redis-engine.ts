@@ -5,7 +5,19 @@
  */
 import { randomUUID } from 'node:crypto';
 import { Cluster, Redis } from 'ioredis';
-import type { AdmitResult, Engine, EngineHold, EngineSale, EnterResult, ReserveRequest, ReserveResult, SaleLoad, SaleSnapshot } from '../engine.js';
+import type {
+  AdmitResult,
+  Engine,
+  EngineHold,
+  EngineInspection,
+  EngineRepair,
+  EngineSale,
+  EnterResult,
+  ReserveRequest,
+  ReserveResult,
+  SaleLoad,
+  SaleSnapshot,
+} from '../engine.js';
 import { Refusal, refusalError } from '../engine-refusals.js';
 import { initialState } from '../initial-state.js';
 import { EngineKeys } from './keys.js';
@@ -29,6 +41,9 @@ const SCRIPT_KEYS = {
   expiredHolds: 2,
   acquireLease: 1,
   releaseLease: 1,
+  inspect: 4,
+  repair: 5,
+  retire: 14,
 } as const;
 type ScriptName = keyof typeof SCRIPT_KEYS;
 const scripts = loadScripts(new URL('./lua/', import.meta.url), SCRIPT_KEYS, { 'includes/refusals': luaRefusals(Refusal) });
@@ -136,6 +151,34 @@ export class RedisEngine implements Engine {
 
   async dropSale(saleId: string) {
     await this.client.del(...this.keys.allOfSale(saleId));
+  }
+
+  async retire(saleId: string, afterMs: number): Promise<void> {
+    await this.run('retire', this.keys.allOfSale(saleId), [Math.max(1, Math.ceil(afterMs))]);
+  }
+
+  async inspect(saleId: string): Promise<EngineInspection | null> {
+    const k = this.keys.sale(saleId);
+    const r = (await this.run('inspect', [k.meta, k.stock, k.holds, k.peruser], [])) as string[][] | null;
+    if (!r) return null;
+    const [stock, holds, perUser] = r;
+    const inspection: EngineInspection = { stock: record(stock), holds: [], perUser: [] };
+    for (let i = 0; i < holds.length; i += 2) inspection.holds.push(decodeHold(holds[i], holds[i + 1]));
+    for (let i = 0; i < perUser.length; i += 2) {
+      // "user TAB sku": a SKU has no tab (the sale schema's pattern), a user id might.
+      const tab = perUser[i].lastIndexOf('\t');
+      inspection.perUser.push({ userId: perUser[i].slice(0, tab), sku: perUser[i].slice(tab + 1), units: Number(perUser[i + 1]) });
+    }
+    return inspection;
+  }
+
+  async repair(saleId: string, fix: EngineRepair): Promise<{ restored: number; short: number }> {
+    const k = this.keys.sale(saleId);
+    const restore = fix.restore.map((h) => [h.holdId, h.userId, h.sku, h.quantity, h.expiresAt, ...(h.idempotencyKey === undefined ? [] : [h.idempotencyKey])]);
+    const args = { restore, stock: Object.entries(fix.stock), perUser: fix.perUser.map((u) => [u.userId, u.sku, u.delta]) };
+    // An empty Lua table encodes as {}; arrays are always sent with their brackets.
+    const r = (await this.run('repair', [k.meta, k.stock, k.holds, k.holdexp, k.peruser], [JSON.stringify(args)])) as number[];
+    return { restored: r[0], short: r[1] };
   }
 
   async snapshot(saleId: string, buyersFrom: number): Promise<SaleSnapshot> {
