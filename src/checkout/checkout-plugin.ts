@@ -18,7 +18,10 @@ export const checkoutPlugin = fp<{ runtime: Runtime }>(
         runtime,
         'drift-check',
         async () => {
-          for (const saleId of runtime.monitor.watched()) await runtime.driftCheck.check(saleId, { fix: true });
+          for (const saleId of runtime.monitor.watched()) {
+            const report = await runtime.driftCheck.check(saleId, { fix: true });
+            if (report.drifted || report.engine !== 'ok') runtime.metrics.driftRepairs.inc({ sale: saleId, fixed: String(report.fixed) });
+          }
         },
         every,
       );

@@ -33,6 +33,12 @@ export class Metrics {
     labelNames: ['sale', 'code'],
     registers: [this.registry],
   });
+  readonly driftRepairs = new Counter({
+    name: 'stampede_drift_repairs_total',
+    help: 'Drift checks that found the engine apart from the ledger, by sale and whether they repaired it',
+    labelNames: ['sale', 'fixed'],
+    registers: [this.registry],
+  });
   readonly sseConnections = new Gauge({
     name: 'stampede_sse_connections',
     help: 'Open event streams on this node',
