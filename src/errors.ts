@@ -68,3 +68,124 @@ export class StampedeError extends Error {
     this.extra = opts.extra;
   }
 }
+
+/** Seconds a client is told to wait (`Retry-After`) before retrying while a dependency is down. */
+export const UNAVAILABLE_RETRY_AFTER_SEC = 1;
+
+/**
+ * A dependency (the engine's Redis, the ledger's PostgreSQL) that did not answer within its
+ * deadline, or that recently stopped answering and is not asked again for a moment. The request
+ * did nothing wrong: it may be retried shortly.
+ */
+export class DependencyUnavailableError extends Error {
+  constructor(
+    readonly dependency: string,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'DependencyUnavailableError';
+  }
+}
+
+/** Node's socket errors: the peer refused, reset, or could not be reached. */
+const NETWORK_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ECONNABORTED',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EHOSTDOWN',
+  'EAI_AGAIN',
+  'ENOTCONN',
+]);
+/**
+ * SQLSTATEs that mean "not now" rather than "no": connection exceptions (class 08), the server
+ * shutting down or starting up (57P01–57P03), a statement cut at `statement_timeout` (57014),
+ * too many connections (53300).
+ */
+const UNAVAILABLE_SQLSTATE = /^(08[0-9A-Z]{3}|57P0[1-3]|57014|53300)$/;
+/** Redis replies that mean "not now": loading its data after a restart, a script running long, a failover. */
+const UNAVAILABLE_REDIS_REPLY = /^(LOADING|BUSY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|READONLY)\b/;
+/** What ioredis and pg say when a deadline passes or the connection is gone (they set no code). */
+const UNAVAILABLE_MESSAGES = [
+  /^Command timed out$/, // ioredis commandTimeout
+  /^Stream isn't writeable and enableOfflineQueue options is false$/, // ioredis while disconnected
+  /^Cluster isn't ready and enableOfflineQueue options is false$/,
+  /^Connection is closed\.?$/,
+  /^Socket timeout/,
+  /^Failed to refresh slots cache/,
+  /^Query read timeout$/, // pg query_timeout
+  /^Connection terminated/, // pg: the server went away ('… unexpectedly', '… due to connection timeout')
+  /^timeout exceeded when trying to connect$/, // pg-pool connectionTimeoutMillis
+  /is not queryable$/, // pg: a client whose connection failed or ended
+];
+const UNAVAILABLE_NAMES = new Set(['DependencyUnavailableError', 'MaxRetriesPerRequestError', 'ClusterAllFailedError']);
+
+/**
+ * True when `err` says a dependency is down, unreachable or past its deadline — a fault of the
+ * moment, not of the request. Follows `cause` a few levels (wrapped errors keep theirs).
+ */
+export function isUnavailable(err: unknown): boolean {
+  let e = err;
+  for (let depth = 0; depth < 4 && typeof e === 'object' && e !== null && !(e instanceof StampedeError); depth++) {
+    const { name, code, message, cause } = e as { name?: unknown; code?: unknown; message?: unknown; cause?: unknown };
+    const text = typeof message === 'string' ? message : '';
+    if (typeof name === 'string' && UNAVAILABLE_NAMES.has(name)) return true;
+    if (typeof code === 'string' && (NETWORK_CODES.has(code) || UNAVAILABLE_SQLSTATE.test(code))) return true;
+    // ioredis' AbortError: a command dropped with its connection.
+    if (name === 'AbortError' && text.startsWith('Command aborted')) return true;
+    if (name === 'ReplyError' && UNAVAILABLE_REDIS_REPLY.test(text)) return true;
+    if (UNAVAILABLE_MESSAGES.some((re) => re.test(text))) return true;
+    e = cause;
+  }
+  return false;
+}
+
+/**
+ * The one mapping of dependency faults to an answer: 503 UNAVAILABLE with `Retry-After`, or
+ * null when `err` is something else (a bug stays a 500). The app's error handler applies it, so
+ * routes and tiers let such errors through instead of catching them one by one.
+ */
+export function unavailableError(err: unknown): StampedeError | null {
+  if (!isUnavailable(err)) return null;
+  return new StampedeError('UNAVAILABLE', undefined, { retryAfter: UNAVAILABLE_RETRY_AFTER_SEC });
+}
+
+/** The levels a node logs at (pino's, or the runtime's silent stand-in). */
+export interface LevelLog {
+  info(obj: object | string, msg?: string): void;
+  warn(obj: object | string, msg?: string): void;
+  error(obj: object | string, msg?: string): void;
+}
+
+/**
+ * A logger that reports a dependency fault once at warn — and then once per `everyMs` with the
+ * number of repeats — rather than every failed call at the level its caller chose: during an
+ * outage every request and every background pass fails at once, and a line each would bury the
+ * rest. Lines about anything else pass through unchanged.
+ */
+export function quietDuringOutages(log: LevelLog, everyMs = 10_000): LevelLog {
+  const seen = new Map<string, { at: number; repeats: number }>();
+  const report = (level: 'warn' | 'error', obj: object | string, msg?: string) => {
+    const err = typeof obj === 'object' ? (obj as { err?: unknown }).err : undefined;
+    if (!isUnavailable(err)) return log[level](obj, msg);
+    const key = `${msg ?? ''}|${(err as Error).message}`;
+    const now = Date.now();
+    const last = seen.get(key);
+    if (last && now - last.at < everyMs) {
+      last.repeats++;
+      return;
+    }
+    if (seen.size > 1000) seen.clear();
+    seen.set(key, { at: now, repeats: 0 });
+    log.warn({ ...(obj as object), ...(last?.repeats ? { repeats: last.repeats } : {}) }, msg);
+  };
+  return {
+    info: (obj, msg) => log.info(obj, msg),
+    warn: (obj, msg) => report('warn', obj, msg),
+    error: (obj, msg) => report('error', obj, msg),
+  };
+}
