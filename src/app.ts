@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import swagger from '@fastify/swagger';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { ErrorCatalogue, StampedeError } from './errors.js';
+import { ErrorCatalogue, StampedeError, quietDuringOutages, unavailableError } from './errors.js';
 import type { Runtime } from './runtime.js';
 import { adminRoutes } from './http/admin-routes.js';
 import { publicSaleRoutes } from './http/sale-routes.js';
@@ -75,7 +75,14 @@ export async function buildApp(runtime: Runtime, opts: { logger?: FastifyBaseLog
 
   // prom-client hashes a label object on every call; refusals are most of a drop's traffic.
   const refusals = new Map<string, ReturnType<typeof runtime.metrics.rejections.labels>>();
+  // A dependency that is down fails every request that needs it: said once at warn, not as a 500 each.
+  const outageLog = quietDuringOutages(app.log);
   app.setErrorHandler((err: any, req, reply) => {
+    const unavailable = err instanceof StampedeError ? null : unavailableError(err);
+    if (unavailable) {
+      outageLog.warn({ err, route: req.routeOptions.url }, 'a dependency is unavailable: answering 503 UNAVAILABLE');
+      err = unavailable;
+    }
     if (err instanceof StampedeError) {
       if (err.retryAfter !== undefined) reply.header('retry-after', String(err.retryAfter));
       const sale = (req.params as { id?: string } | undefined)?.id;

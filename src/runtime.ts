@@ -6,10 +6,11 @@
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
 import type { Config } from './config.js';
+import { quietDuringOutages } from './errors.js';
 import type { Engine } from './engine/engine.js';
 import { EngineClock } from './engine/engine-clock.js';
 import { MemoryEngine } from './engine/memory/memory-engine.js';
-import { RedisEngine, createRedis } from './engine/redis/redis-engine.js';
+import { RedisEngine, createRedis, untilReady } from './engine/redis/redis-engine.js';
 import type { Ledger } from './ledger/ledger.js';
 import { openLedger } from './ledger/open-ledger.js';
 import { OutboxRelay } from './ledger/outbox-relay.js';
@@ -183,12 +184,22 @@ export class Runtime {
   /** Opens the engine and ledger the configuration names (or the ones given) and wires a node. */
   static async create(opts: RuntimeOptions): Promise<Runtime> {
     const { config } = opts;
-    const log = opts.log ?? silent;
+    // An outage fails every call at once, in requests and background passes alike: said once, at warn.
+    const log = quietDuringOutages(opts.log ?? silent);
     let redis: ReturnType<typeof createRedis> | null = null;
     let engine = opts.engine;
     if (!engine) {
       if (config.redisUrl || config.redisClusterNodes.length) {
-        redis = createRedis({ url: config.redisUrl ?? undefined, clusterNodes: config.redisClusterNodes });
+        redis = createRedis({
+          url: config.redisUrl ?? undefined,
+          clusterNodes: config.redisClusterNodes,
+          onError: (err) => log.warn({ err }, 'Redis connection failed; reconnecting'),
+        });
+        // Commands are refused until the client is connected (no offline queue): wait for it.
+        await untilReady(redis).catch((err: unknown) => {
+          redis!.disconnect();
+          throw err;
+        });
         engine = new RedisEngine(redis, { ownsClient: true, prefix: config.redisPrefix });
       } else {
         engine = new MemoryEngine();

@@ -2,6 +2,22 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { StampedeError } from '../errors.js';
 
+/** Each dependency's check gets this long, so `/readyz` answers within a second whatever they do (SPEC §6). */
+export const READINESS_CHECK_MS = 800;
+
+/** `ping`, failing once `ms` have passed without an answer. */
+async function within(ping: () => Promise<void>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+  });
+  try {
+    await Promise.race([ping(), late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 export const systemRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const { runtime } = app;
   const pub = { access: 'public' } as const;
@@ -12,7 +28,7 @@ export const systemRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get('/readyz', hidden, async (_req, reply) => {
     // Shutting down: tell the balancer at once, without asking the dependencies.
     if (runtime.draining) return reply.code(503).send({ status: 'draining', engine: app.engineHealth.kind, ledger: app.ledgerHealth.kind });
-    const checks = await Promise.allSettled([app.engineHealth.ping(), app.ledgerHealth.ping()]);
+    const checks = await Promise.allSettled([within(app.engineHealth.ping, READINESS_CHECK_MS), within(app.ledgerHealth.ping, READINESS_CHECK_MS)]);
     const [engine, ledger] = checks.map((c) => (c.status === 'fulfilled' ? 'ok' : 'unreachable'));
     const ready = engine === 'ok' && ledger === 'ok';
     return reply
