@@ -17,7 +17,18 @@ export interface OpenLedgerOptions {
  * its schema up to date before handing it out, so callers never see a half-migrated ledger.
  */
 export async function openLedger(opts: OpenLedgerOptions = {}): Promise<Ledger> {
-  const db: SqlClient = opts.databaseUrl ? new PgClient({ connectionString: opts.databaseUrl, max: opts.poolSize }) : await PgliteClient.open(opts.dataDir);
+  if (opts.databaseUrl) {
+    // Migrations run on a connection of their own, without the ledger's deadlines: a migration
+    // may build an index for minutes, or wait its turn behind another node's.
+    const migrator = new PgClient({ connectionString: opts.databaseUrl, max: 1, deadlines: false });
+    try {
+      await new SqlLedger(migrator).migrate();
+    } finally {
+      await migrator.close().catch(() => {});
+    }
+    return new SqlLedger(new PgClient({ connectionString: opts.databaseUrl, max: opts.poolSize }));
+  }
+  const db: SqlClient = await PgliteClient.open(opts.dataDir);
   const ledger = new SqlLedger(db);
   try {
     await ledger.migrate();
