@@ -8,7 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Engine, EngineHold } from '../engine/engine.js';
 import type { EngineClock } from '../engine/engine-clock.js';
-import { StampedeError } from '../errors.js';
+import { StampedeError, isUnavailable } from '../errors.js';
 import { LedgerOversellError, type Order, type OrderStatus } from '../ledger/ledger.js';
 import type { OrdersRepository } from '../ledger/repositories.js';
 import type { RateLimits } from '../defence/rate-limits.js';
@@ -234,12 +234,22 @@ export class CheckoutService {
     return orderView(await this.owned(orderId, userId));
   }
 
-  /** The user's live order in a sale (confirmed, else reserved), from a one-second cache. */
+  /**
+   * The user's live order in a sale (confirmed, else reserved), from a one-second cache — or,
+   * while the ledger does not answer, the last one this node read (a buyer's status keeps
+   * answering, SPEC §6).
+   */
   async liveOrderOf(saleId: string, userId: string): Promise<Order | null> {
     const key = `${saleId}|${userId}`;
     const hit = this.liveOrders.get(key);
     if (hit && Date.now() - hit.at < 1000) return hit.order;
-    const orders = await this.ledger.listOrders(saleId, { userId, limit: 100 });
+    let orders: Order[];
+    try {
+      orders = await this.ledger.listOrders(saleId, { userId, limit: 100 });
+    } catch (err) {
+      if (hit && isUnavailable(err)) return hit.order;
+      throw err;
+    }
     const order = orders.find((o) => o.status === 'confirmed') ?? orders.find((o) => o.status === 'reserved') ?? null;
     if (this.liveOrders.size > 50_000) this.liveOrders.clear();
     this.liveOrders.set(key, { order, at: Date.now() });

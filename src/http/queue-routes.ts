@@ -94,7 +94,8 @@ export const queueRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const ticket = app.queue.verify(req.params.id, req.query.ticket);
       const [sale, live] = await Promise.all([app.sales.get(req.params.id), app.queue.live(req.params.id)]);
       const view = await app.queue.view(sale, live, ticket);
-      const place = await app.queue.placeOf(ticket);
+      // Unknown (0) while the engine cannot be asked: the hub looks it up once the engine answers.
+      const place = await app.queue.placeOrUnknown(ticket);
       // No await from here to add(): the room checked is the room taken.
       if (!app.streams.hasRoom(req.ip, sale.id, ticket.userId)) {
         throw new StampedeError('RATE_LIMITED', 'Too many event streams from this address; poll the status instead', { retryAfter: 5 });

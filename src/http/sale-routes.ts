@@ -40,7 +40,9 @@ export const publicSaleRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const sale = await app.sales.get(req.params.id);
       const live = await app.queue.live(sale.id);
       reply.header('cache-control', 'public, max-age=1');
-      return saleJson(sale, live.status, runtime.clock.now(), live.snapshot.remaining);
+      const body = saleJson(sale, live.status, runtime.clock.now(), live.snapshot.remaining);
+      // The last picture, while the engine or the ledger is not answering (SPEC §6).
+      return live.stale || app.sales.stale(sale.id) ? { ...body, stale: true } : body;
     },
   );
 
@@ -58,6 +60,7 @@ export const publicSaleRoutes: FastifyPluginAsyncTypebox = async (app) => {
               items: Type.Array(Type.Object({ sku: Type.String(), remaining: Type.Integer() })),
               sold_out: Type.Boolean(),
               sale_status: Type.String(),
+              stale: Type.Optional(Type.Boolean({ description: 'Present while the engine is not answering: the last known figures' })),
             }),
           ),
           ...errors(404),
@@ -72,6 +75,7 @@ export const publicSaleRoutes: FastifyPluginAsyncTypebox = async (app) => {
         items: Object.entries(live.snapshot.remaining).map(([sku, remaining]) => ({ sku, remaining })),
         sold_out: live.status === 'sold_out',
         sale_status: live.status,
+        ...(live.stale ? { stale: true } : {}),
       };
     },
   );

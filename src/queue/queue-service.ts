@@ -7,7 +7,7 @@
 import { randomInt } from 'node:crypto';
 import type { Engine } from '../engine/engine.js';
 import type { EngineClock } from '../engine/engine-clock.js';
-import { StampedeError } from '../errors.js';
+import { StampedeError, UNAVAILABLE_RETRY_AFTER_SEC, isUnavailable } from '../errors.js';
 import type { Order, Sale } from '../ledger/ledger.js';
 import type { SaleService } from '../sales/sale-service.js';
 import type { AdmissionPassSigner } from './admission-pass.js';
@@ -33,6 +33,8 @@ export interface TicketView {
   admission_pass?: string;
   order_id?: string;
   order_status?: string;
+  /** Present (true) when the answer comes from the last picture because the engine or the ledger is not answering. */
+  stale?: true;
 }
 
 /** What the entry gate (bot defence) says about a client entering the queue. */
@@ -119,10 +121,25 @@ export class QueueService {
     return place;
   }
 
+  /**
+   * A pre-queue ticket's place for a status answer: unknown (0) while the engine cannot be
+   * asked, so a waiting shopper still gets an answer (without a position) during an outage.
+   */
+  async placeOrUnknown(ticket: Ticket): Promise<number> {
+    try {
+      return await this.placeOf(ticket);
+    } catch (err) {
+      if (isUnavailable(err)) return 0;
+      throw err;
+    }
+  }
+
   async live(saleId: string): Promise<LiveSale> {
     const live = this.monitor.get(saleId) ?? (await this.monitor.watch(saleId));
-    if (!live) throw new StampedeError('SALE_NOT_FOUND');
-    return live;
+    if (live) return live;
+    // No picture of this sale yet, and the engine is not answering: not "no such sale".
+    if (this.monitor.engineUnavailable) throw new StampedeError('UNAVAILABLE', undefined, { retryAfter: UNAVAILABLE_RETRY_AFTER_SEC });
+    throw new StampedeError('SALE_NOT_FOUND');
   }
 
   /** Where the ticket stands. Shared by status polls, the SSE stream's first message and enter. */
@@ -130,7 +147,7 @@ export class QueueService {
     const snap = live.snapshot;
     if (ticket.epoch !== snap.epoch) throw new StampedeError('QUEUE_RESTARTED');
     const now = this.clock.now();
-    const place = ticket.place > 0 || !snap.drawn ? ticket.place : await this.placeOf(ticket);
+    const place = ticket.place > 0 || !snap.drawn ? ticket.place : await this.placeOrUnknown(ticket);
     const base = {
       sale_status: live.status,
       place: place || null,
@@ -138,6 +155,7 @@ export class QueueService {
       watermark: snap.watermark,
       starts_at: isoOf(sale.startsAt),
       server_time: isoAt(now),
+      ...(live.stale || this.sales.stale(sale.id) ? { stale: true as const } : {}),
     };
     const done = (status: TicketStatus): TicketView => ({ ...base, status, position: null, estimated_wait_sec: null });
 

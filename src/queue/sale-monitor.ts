@@ -9,6 +9,7 @@ import type { Engine, SaleSnapshot } from '../engine/engine.js';
 import type { EngineClock } from '../engine/engine-clock.js';
 import type { SaleStatus } from '../sales/sale-schema.js';
 import { firstReaching, type WatermarkLog } from '../engine/watermark-log.js';
+import { isUnavailable } from '../errors.js';
 
 export interface LiveSale {
   saleId: string;
@@ -23,6 +24,12 @@ export interface LiveSale {
    */
   buyers: Map<string, number>;
   soldOutSkus: Set<string>;
+  /**
+   * Set when reading the engine again failed: this is the last picture it gave, served as it is
+   * (SPEC §6: waiting shoppers keep their answers while the engine is away). A picture read
+   * afterwards replaces this one.
+   */
+  stale?: boolean;
 }
 
 export type ChangeKind = 'position' | 'inventory' | 'status';
@@ -49,6 +56,8 @@ export class SaleMonitor extends EventEmitter<SaleMonitorEvents> {
   private readonly admissions = new Map<string, WatermarkLog>();
   private readonly inflight = new Map<string, Promise<LiveSale | undefined>>();
   private timer: NodeJS.Timeout | null = null;
+  /** When reading the engine last failed for want of it (a deadline, a lost connection); null once a read succeeds. */
+  private unavailableSince: number | null = null;
 
   constructor(
     private readonly engine: Engine,
@@ -93,6 +102,11 @@ export class SaleMonitor extends EventEmitter<SaleMonitorEvents> {
     return [...this.live.keys()];
   }
 
+  /** Whether the engine could not be read lately: a sale without a picture yet cannot get one now. */
+  get engineUnavailable(): boolean {
+    return this.unavailableSince !== null;
+  }
+
   /** Reads the engine now (coalescing concurrent callers) and emits what changed. */
   refresh(saleId: string): Promise<LiveSale | undefined> {
     let p = this.inflight.get(saleId);
@@ -110,9 +124,14 @@ export class SaleMonitor extends EventEmitter<SaleMonitorEvents> {
     try {
       snap = await this.engine.snapshot(saleId, prev?.snapshot.buyersNext ?? 0);
     } catch (err) {
+      if (isUnavailable(err)) {
+        this.unavailableSince ??= Date.now();
+        if (prev) prev.stale = true;
+      }
       this.opts.onError?.(err, saleId);
       return prev;
     }
+    this.unavailableSince = null;
     const localAt = (before + this.clock.localNow()) / 2;
     this.clock.observe(snap.now, localAt);
 

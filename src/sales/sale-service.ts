@@ -43,7 +43,8 @@ export interface CancellationSteps {
 }
 
 export class SaleService {
-  private readonly records = new Map<string, { sale: Sale; readAt: number }>();
+  /** This node's copies of sale records; `stale` while the ledger could not be asked again. */
+  private readonly records = new Map<string, { sale: Sale; readAt: number; stale?: boolean }>();
   private listed: { sales: Sale[]; readAt: number } | null = null;
   private cancellation: CancellationSteps | null = null;
 
@@ -66,27 +67,52 @@ export class SaleService {
     return this.remember(sale);
   }
 
-  /** The sale's record (cached briefly on this node). Throws SALE_NOT_FOUND. */
+  /**
+   * The sale's record (cached briefly on this node). Throws SALE_NOT_FOUND. While the ledger
+   * does not answer, the copy this node holds is served as it is (and `stale` says so): the
+   * waiting room keeps going without the ledger (SPEC §6).
+   */
   async get(id: string): Promise<Sale> {
     const hit = this.records.get(id);
     if (hit && Date.now() - hit.readAt < RECORD_TTL_MS) return hit.sale;
-    const sale = await this.ledger.getSale(id);
+    let sale: Sale | null;
+    try {
+      sale = await this.ledger.getSale(id);
+    } catch (err) {
+      if (!hit || !isUnavailable(err)) throw err;
+      hit.stale = true;
+      return hit.sale;
+    }
     if (!sale) throw new StampedeError('SALE_NOT_FOUND');
     return this.remember(sale);
   }
 
-  /** The record straight from the ledger (sold and held counts current). */
-  async fresh(id: string): Promise<Sale> {
-    this.records.delete(id);
-    return this.get(id);
+  /** Whether `get` serves this node's old copy of the record because the ledger did not answer. */
+  stale(id: string): boolean {
+    return this.records.get(id)?.stale === true;
   }
 
-  /** Every sale (cached a second on this node: the public list is the most-read page of a drop). */
+  /** The record straight from the ledger (sold and held counts current); the ledger must answer. */
+  async fresh(id: string): Promise<Sale> {
+    const sale = await this.ledger.getSale(id);
+    if (!sale) {
+      this.records.delete(id);
+      throw new StampedeError('SALE_NOT_FOUND');
+    }
+    return this.remember(sale);
+  }
+
+  /** Every sale (cached a second on this node: the public list is the most-read page of a drop; the last list while the ledger is away). */
   async list(): Promise<Sale[]> {
     if (this.listed && Date.now() - this.listed.readAt < 1000) return this.listed.sales;
-    const sales = await this.ledger.listSales();
-    this.listed = { sales, readAt: Date.now() };
-    return sales;
+    try {
+      const sales = await this.ledger.listSales();
+      this.listed = { sales, readAt: Date.now() };
+      return sales;
+    } catch (err) {
+      if (this.listed && isUnavailable(err)) return this.listed.sales;
+      throw err;
+    }
   }
 
   async patch(id: string, body: PatchSaleBody): Promise<Sale> {

@@ -10,8 +10,14 @@ import type { PaymentService } from '../payments/payment-service.js';
 import type { SaleMonitor } from '../queue/sale-monitor.js';
 import type { SseHub } from '../queue/sse-hub.js';
 import type { SaleService } from './sale-service.js';
+import { isUnavailable } from '../errors.js';
+
+type Stats = Awaited<ReturnType<SaleStats['compute']>>;
 
 export class SaleStats {
+  /** The last counters read of each sale, served (marked `stale`) while the ledger or the engine is not answering. */
+  private readonly last = new Map<string, Stats>();
+
   constructor(
     private readonly deps: {
       sales: SaleService;
@@ -24,7 +30,20 @@ export class SaleStats {
     },
   ) {}
 
-  async read(saleId: string) {
+  /** The sale's counters now or, while a dependency does not answer, the last ones read (with `stale: true`). */
+  async read(saleId: string): Promise<Stats & { stale?: true }> {
+    try {
+      const stats = await this.compute(saleId);
+      this.last.set(saleId, stats);
+      return stats;
+    } catch (err) {
+      const last = this.last.get(saleId);
+      if (!last || !isUnavailable(err)) throw err;
+      return { ...last, server_time: new Date(this.deps.clock.now()).toISOString(), stale: true };
+    }
+  }
+
+  private async compute(saleId: string) {
     const { sales, monitor, clock, checkout, payments, traffic, sse } = this.deps;
     const sale = await sales.fresh(saleId);
     const live = await monitor.refresh(sale.id);
@@ -54,6 +73,7 @@ export class SaleStats {
       rejections: rates.rejections,
       bot_flags: snap?.flags ?? {},
       sse_connections: sse.size,
+      ...(live?.stale ? { stale: true as const } : {}),
     };
   }
 }
