@@ -117,6 +117,7 @@ const UNAVAILABLE_MESSAGES = [
   /^Connection is closed\.?$/,
   /^Socket timeout/,
   /^Failed to refresh slots cache/,
+  /^None of startup nodes is available/, // ioredis Cluster with no node reachable
   /^Query read timeout$/, // pg query_timeout
   /^Connection terminated/, // pg: the server went away ('… unexpectedly', '… due to connection timeout')
   /^timeout exceeded when trying to connect$/, // pg-pool connectionTimeoutMillis
