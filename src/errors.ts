@@ -33,6 +33,7 @@ export const ErrorCatalogue = {
   PAYMENT_DECLINED: { status: 402, message: 'The payment was declined' },
   PAYMENT_WINDOW_PASSED: { status: 410, message: 'The payment window has passed' },
   ORDER_NOT_PAYABLE: { status: 409, message: 'The order cannot be paid in its current state' },
+  NOTHING_TO_REFUND: { status: 409, message: 'The order holds no captured payment to refund' },
   POW_REQUIRED: { status: 400, message: 'A proof-of-work solution is required' },
   POW_INVALID: { status: 403, message: 'The proof-of-work solution is not valid or was already used' },
   CAPTCHA_REQUIRED: { status: 400, message: 'A CAPTCHA token is required' },

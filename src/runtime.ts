@@ -263,7 +263,13 @@ function defaultGateway(config: Readonly<Config>): PaymentGateway {
   return config.paymentGateway === 'stripe'
     ? new PacedGateway(inner, {
         shared: { ratePerSec: 90, burst: 20 },
-        perOperation: { authorize: { ratePerSec: 25, burst: 5 }, capture: { ratePerSec: 25, burst: 5 } },
+        // Reads have a budget of their own at Stripe (search a smaller one): a void's check of its intent costs no write.
+        perOperation: {
+          authorize: { ratePerSec: 25, burst: 5 },
+          capture: { ratePerSec: 25, burst: 5 },
+          retrieve: { ratePerSec: 90, burst: 20 },
+          lookup: { ratePerSec: 15, burst: 5 },
+        },
       })
     : new PacedGateway(inner, { shared: { ratePerSec: 2000, burst: 500 } });
 }

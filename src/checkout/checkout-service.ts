@@ -38,6 +38,9 @@ export interface OrderView {
   currency: string;
   status: Order['status'];
   reservation_expires_at?: string;
+  /** Present once money was given back: the order's status stays what it was (an expired order stays expired). */
+  payment_status?: 'refunded';
+  refunded_cents?: number;
   created_at: string;
 }
 
@@ -51,6 +54,7 @@ export function orderView(o: Order): OrderView {
     currency: o.currency,
     status: o.status,
     ...(o.status === 'reserved' ? { reservation_expires_at: o.reservationExpiresAt.toISOString() } : {}),
+    ...(o.refundedCents > 0 ? { payment_status: 'refunded' as const, refunded_cents: o.refundedCents } : {}),
     created_at: o.createdAt.toISOString(),
   };
 }
@@ -73,7 +77,7 @@ export class CheckoutService {
     private readonly monitor: SaleMonitor,
     private readonly payments: PaymentService,
     private readonly limits: Pick<RateLimits, 'consume'>,
-    private readonly log: { error(obj: object, msg: string): void } = console,
+    private readonly log: { warn(obj: object, msg: string): void; error(obj: object, msg: string): void } = console,
   ) {}
 
   /**
@@ -116,9 +120,9 @@ export class CheckoutService {
     return this.answer(order, req.paymentToken);
   }
 
-  /** A reserved order is settled (paid when there is a way to); any other is answered as it stands. */
-  private answer(order: Order, paymentToken: string | undefined): Promise<OrderView> {
-    return order.status === 'reserved' ? this.settle(order, paymentToken) : Promise.resolve(orderView(order));
+  /** A reserved order is settled (paid when there is a way to); any other is answered as it stands. `again`: see `settle`. */
+  private answer(order: Order, paymentToken: string | undefined, again = false): Promise<OrderView> {
+    return order.status === 'reserved' ? this.settle(order, paymentToken, again) : Promise.resolve(orderView(order));
   }
 
   /**
@@ -130,7 +134,7 @@ export class CheckoutService {
    */
   private async replay(req: PurchaseRequest, holdId: string, retried: boolean): Promise<OrderView> {
     const order = await this.ledger.getOrder(holdId);
-    if (order) return this.answer(order, req.paymentToken);
+    if (order) return this.answer(order, req.paymentToken, true);
     const hold = await this.engine.getHold(req.saleId, holdId);
     if (hold) return this.answer(await this.record(req, hold), req.paymentToken);
     await this.engine.releaseHold(req.saleId, holdId, { userId: req.userId, idempotencyKey: req.idempotencyKey });
@@ -218,7 +222,7 @@ export class CheckoutService {
     if (order.status === 'expired') throw new StampedeError('PAYMENT_WINDOW_PASSED');
     if (order.status !== 'reserved') throw new StampedeError('ORDER_NOT_PAYABLE');
     if (this.clock.now() >= order.reservationExpiresAt.getTime()) throw new StampedeError('PAYMENT_WINDOW_PASSED');
-    return this.settle(order, paymentToken);
+    return this.settle(order, paymentToken, true);
   }
 
   /** Gives a reserved order's hold back (`POST /api/orders/{id}/cancel`). */
@@ -232,6 +236,25 @@ export class CheckoutService {
 
   async get(orderId: string, userId: string): Promise<OrderView> {
     return orderView(await this.owned(orderId, userId));
+  }
+
+  /** An order as the ledger holds it now (the payment tier asks whether a capture has an owner). */
+  order(orderId: string): Promise<Order | null> {
+    return this.ledger.getOrder(orderId);
+  }
+
+  /**
+   * `POST /api/admin/orders/{id}/refund`: gives back the whole capture of a confirmed or lapsed
+   * order; its status stays (a confirmed order keeps its units sold). Asked again, it answers the
+   * same refund. A reserved order is still being paid or ended: NOTHING_TO_REFUND until it is.
+   */
+  async refund(orderId: string): Promise<OrderView> {
+    const order = await this.ledger.getOrder(orderId);
+    if (!order) throw new StampedeError('ORDER_NOT_FOUND');
+    if (order.status === 'reserved') throw new StampedeError('NOTHING_TO_REFUND', 'The order is still reserved: pay or end it first');
+    const refunded = await this.payments.refundOrder(order, 'refunded:admin');
+    if (!refunded) throw new StampedeError('NOTHING_TO_REFUND');
+    return orderView((await this.ledger.getOrder(orderId))!);
   }
 
   /**
@@ -309,20 +332,49 @@ export class CheckoutService {
     return confirmed;
   }
 
-  /** Takes payment if there is a way to (a live authorisation or a token); a gateway outage throws and leaves the order reserved. */
-  private async settle(order: Order, paymentToken: string | undefined): Promise<OrderView> {
-    const settlement = await this.payments.settle(order, paymentToken);
+  /**
+   * Confirms an order that was paid — or, when it had ended first (the capture's answer came
+   * after the window; a sweeper expired it), gives the money back at once and records it on the
+   * order, whose status stays. `confirmed: false` then; should the refund itself fail (an
+   * outage), the void sweeper's stray-capture check makes it later.
+   */
+  async confirmPaid(order: Order, paymentId: string, capturedCents?: number): Promise<{ order: Order; confirmed: boolean }> {
+    const confirmed = await this.confirm(order, paymentId, capturedCents);
+    if (confirmed) return { order: confirmed, confirmed: true };
+    const current = (await this.ledger.getOrder(order.id))!;
+    if (current.status === 'confirmed' && (current.paymentId === null || current.paymentId === paymentId)) return { order: current, confirmed: true };
+    const why = current.status === 'confirmed' ? 'duplicate' : current.status;
+    try {
+      await this.payments.refundPayment(paymentId, `refunded:${why}`);
+      this.log.warn({ orderId: order.id, paymentId, orderStatus: current.status }, 'payment taken for an order that had already ended: refunded');
+    } catch (err) {
+      this.log.error(
+        { err, orderId: order.id, paymentId },
+        'payment taken for an order that had already ended: the refund failed; the void sweeper retries it',
+      );
+    }
+    return { order: (await this.ledger.getOrder(order.id))!, confirmed: false };
+  }
+
+  /**
+   * Takes payment if there is a way to (a live authorisation or a token); a gateway outage throws
+   * and leaves the order reserved. `again`: the order existed before this request (a retry, a
+   * later payment), so a capture already recorded for it (by a sweeper) is looked for first.
+   */
+  private async settle(order: Order, paymentToken: string | undefined, again = false): Promise<OrderView> {
+    const settlement = await this.payments.settle(order, paymentToken, { again });
     if (settlement.outcome === 'none') return orderView(order);
     if (settlement.outcome === 'declined') {
       await this.end(order, 'failed');
       throw new StampedeError('PAYMENT_DECLINED', settlement.message, { extra: { order_id: order.id } });
     }
-    const confirmed = await this.confirm(order, settlement.paymentId, settlement.capturedCents);
-    if (confirmed) return orderView(confirmed);
-    const current = await this.ledger.getOrder(order.id);
-    if (current?.status === 'confirmed') return orderView(current);
-    this.log.error({ orderId: order.id, paymentId: settlement.paymentId }, 'payment taken for an order that had already ended: refund needed');
-    throw new StampedeError('PAYMENT_WINDOW_PASSED');
+    const paid = await this.confirmPaid(order, settlement.paymentId, settlement.capturedCents);
+    if (paid.confirmed) return orderView(paid.order);
+    // Too late: the money went back (the order says so), or goes back with the next sweep.
+    const view = orderView(paid.order);
+    throw new StampedeError('PAYMENT_WINDOW_PASSED', 'The payment went through after the window had passed; it is refunded', {
+      extra: { order_id: view.order_id, order_status: view.status, ...(view.refunded_cents ? { refunded_cents: view.refunded_cents } : {}) },
+    });
   }
 
   private async owned(orderId: string, userId: string): Promise<Order> {

@@ -2,8 +2,10 @@
  * Ends holds whose payment window passed, exactly once, on one leader (an engine lease). It
  * also cleans up after a node that died mid-purchase: a hold with no order row (died before the
  * ledger write) goes back to stock; a hold whose order the ledger already confirmed or ended
- * is settled to match; a reserved order whose payment may have gone through is reconciled with
- * the gateway by idempotency key before anything is released.
+ * is settled to match; a reserved order whose payment may have gone through is reconciled — from
+ * the ledger's own payment rows, then the gateway by the stored reference — before anything is
+ * released. A capture still in flight when an order is ended here is not lost: when its answer
+ * comes, the order has lapsed and the money is refunded at once (`CheckoutService.confirmPaid`).
  */
 import type { Engine, EngineHold } from '../engine/engine.js';
 import type { EngineClock } from '../engine/engine-clock.js';
@@ -45,7 +47,7 @@ export class HoldSweeper {
       try {
         if (await this.engine.getHold(order.saleId, order.id)) continue;
         const paidWith = await this.payments.reconcile(order);
-        if (paidWith) await this.ledger.confirmOrder(order.id, paidWith);
+        if (paidWith) await this.checkout.confirmPaid(order, paidWith);
         else if (await this.ledger.releaseOrder(order.id, 'expired')) ended++;
       } catch (err) {
         this.log.warn({ err, saleId: order.saleId, orderId: order.id }, 'an expired reservation could not be settled; the next sweep tries again');
@@ -70,7 +72,8 @@ export class HoldSweeper {
     if (order.status !== 'reserved') return this.engine.releaseHold(saleId, hold.holdId);
     const paidWith = await this.payments.reconcile(order);
     if (paidWith) {
-      await this.checkout.confirm(order, paidWith);
+      // Paid (recorded in the ledger, or taken at the gateway): confirmed — or refunded should it have ended meanwhile.
+      await this.checkout.confirmPaid(order, paidWith);
       return false;
     }
     return (await this.checkout.end(order, 'expired')) !== null;

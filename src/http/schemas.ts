@@ -72,6 +72,8 @@ export const OrderResponse = doc(
       quantity: Type.Integer(),
       amount_cents: Type.Integer(),
       reservation_expires_at: Type.Optional(Type.String({ format: 'date-time' })),
+      payment_status: Type.Optional(Type.Literal('refunded', { description: 'Money was given back; the status stays what it was' })),
+      refunded_cents: Type.Optional(Type.Integer({ description: 'How much was given back (with payment_status: refunded)' })),
     },
     'An order',
   ),

@@ -164,3 +164,19 @@ export function paymentRefusal(outcome: Extract<GatewayOutcome, { ok: false }>):
 export function paymentUnavailable(retryAfterSec = 1): StampedeError {
   return new StampedeError('PAYMENT_UNAVAILABLE', undefined, { retryAfter: retryAfterSec });
 }
+
+/**
+ * One gateway call in the payment tier's terms: no answer is 503 PAYMENT_UNAVAILABLE (retry
+ * shortly, same keys); a key reused with other parameters is a request still being settled —
+ * a pending authorisation retried with another card, whose first attempt holds the key.
+ */
+export async function askGateway<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (err instanceof GatewayUnavailableError) throw paymentUnavailable();
+    if (err instanceof IdempotencyKeyReusedError)
+      throw new StampedeError('REQUEST_IN_PROGRESS', 'An earlier authorisation is still being settled; retry in a moment', { retryAfter: 2 });
+    throw err;
+  }
+}

@@ -1,9 +1,14 @@
 /**
  * The payment tier: authorise a card while its holder waits, capture it when they win, void it
  * when they cannot win any more. Every gateway call carries an idempotency key derived from
- * what it is for (`capture:<order>`, `charge:<order>`, `void:<auth>`), so a retry — by the
- * shopper, or by a sweeper after a crash — reaches the same outcome and never charges twice.
- * The ledger's payment row moves by compare-and-set, so two nodes cannot end it twice either.
+ * what it is for (`capture:<order>`, `charge:<order>`, `void:<auth>`, `refund:<payment>`), so a
+ * retry — by the shopper, or by a sweeper after a crash — reaches the same outcome and never
+ * charges twice. The ledger's payment row moves by compare-and-set, so two nodes cannot end it
+ * twice either.
+ *
+ * Money is settled with the card network, not with memory (SPEC §6): after a crash the ledger's
+ * own rows are trusted first, then the gateway is asked about the stored reference; a capture no
+ * confirmed order owns is given back (see reconciler.ts).
  */
 import { randomUUID } from 'node:crypto';
 import type { EngineClock } from '../engine/engine-clock.js';
@@ -12,9 +17,8 @@ import type { Order, Payment, PaymentStatus, Sale } from '../ledger/ledger.js';
 import type { PaymentsRepository } from '../ledger/repositories.js';
 import type { LiveSale } from '../queue/sale-monitor.js';
 import type { Ticket } from '../queue/ticket.js';
-import { GatewayUnavailableError, IdempotencyKeyReusedError, paymentUnavailable, type GatewayOutcome, type PaymentGateway } from './gateway.js';
-
-const NOT_SEEN: GatewayOutcome = { ok: false, reason: 'not_found', message: 'the gateway never saw this key' };
+import { askGateway, LOOKUP_SETTLE_MS, type GatewayOutcome, type PaymentGateway } from './gateway.js';
+import { Reconciler, type OrderPort } from './reconciler.js';
 
 /** An authorisation is voided after this long whatever happens (SPEC §3.5). */
 export const AUTHORIZATION_CAP_MS = 30 * 60 * 1000;
@@ -34,17 +38,26 @@ export interface PreAuthPorts {
 
 export class PaymentService {
   private ports: PreAuthPorts | null = null;
+  /** Settles money from the ledger's rows and the gateway's stored references; refunds. */
+  readonly reconciler: Reconciler;
 
   constructor(
     private readonly ledger: PaymentsRepository,
     readonly gateway: PaymentGateway,
     private readonly clock: EngineClock,
     private readonly log: { warn(obj: object, msg: string): void } = console,
-  ) {}
+  ) {
+    this.reconciler = new Reconciler(ledger, gateway, () => clock.now(), log);
+  }
 
   /** Wires the queue and sales tiers' parts of a pre-authorisation. */
   usePorts(ports: PreAuthPorts): void {
     this.ports = ports;
+  }
+
+  /** Wires the checkout tier's view of orders (whether a capture has an owner). */
+  useOrders(port: OrderPort): void {
+    this.reconciler.useOrders(port);
   }
 
   /**
@@ -100,7 +113,8 @@ export class PaymentService {
         paymentToken,
         amountCents: payment.amountCents,
         currency: payment.currency,
-        metadata: { sale: sale.id, user: userId },
+        // Our payment id travels with it: after a crash the intent can be found by it, and read by a human.
+        metadata: { sale: sale.id, user: userId, payment: payment.id },
       }),
     );
     if (!result.ok) {
@@ -116,18 +130,28 @@ export class PaymentService {
    * Takes payment for a reserved order: captures the user's live authorisation (recorded by
    * the confirmation that follows), or charges the token, or (neither) says so. Gateway
    * trouble throws PAYMENT_UNAVAILABLE and leaves things as they were, for the same call to
-   * be retried.
+   * be retried. `again` (a retry, or paying later) first asks the ledger whether the order was
+   * paid already — a capture a sweeper recorded after the first attempt died.
    */
-  async settle(order: Order, paymentToken?: string): Promise<Settlement> {
+  async settle(order: Order, paymentToken?: string, opts: { again?: boolean } = {}): Promise<Settlement> {
+    if (opts.again) {
+      const paid = (await this.ledger.paymentsOfOrder(order.id)).find((p) => p.status === 'captured');
+      if (paid) return { outcome: 'paid', paymentId: paid.id };
+    }
     const auth = await this.ledger.liveAuthorization(order.saleId, order.userId);
     if (auth?.status === 'authorized' && auth.gatewayRef && auth.amountCents >= order.amountCents) {
+      const ref = auth.gatewayRef;
+      // The capture names its order at the gateway, so whoever reads the intent later knows whose money it is.
       const result = await this.call(() =>
-        this.gateway.capture({ idempotencyKey: `capture:${order.id}`, ref: auth.gatewayRef!, amountCents: order.amountCents }),
+        this.gateway.capture({ idempotencyKey: `capture:${order.id}`, ref, amountCents: order.amountCents, metadata: { order: order.id } }),
       );
       // Captured: the caller records it with the order's confirmation, in one statement. Should
-      // it never get there (a crash), the hold sweeper finds the capture under its key.
+      // it never get there (a crash), the hold sweeper finds the capture by the stored reference.
       if (result.ok) return { outcome: 'paid', paymentId: auth.id, capturedCents: order.amountCents };
-      await this.ledger.transitionPayment(auth.id, ['authorized'], 'failed', { endedReason: result.reason });
+      // Already ended: captured for another order of this user, perhaps — never marked failed if the gateway took it.
+      const seen = result.reason === 'already_ended' ? await this.reconciler.retrieve(ref) : null;
+      if (seen && Reconciler.taken(seen)) await this.reconciler.adopt(auth, seen);
+      else await this.ledger.transitionPayment(auth.id, ['authorized'], 'failed', { endedReason: result.reason });
       if (!paymentToken) return { outcome: 'declined', message: result.message };
     }
     if (!paymentToken) return { outcome: 'none' };
@@ -159,7 +183,7 @@ export class PaymentService {
         paymentToken,
         amountCents: order.amountCents,
         currency: order.currency,
-        metadata: { sale: order.saleId, order: order.id },
+        metadata: { sale: order.saleId, order: order.id, payment: id },
       }),
     );
     if (!result.ok) {
@@ -177,32 +201,12 @@ export class PaymentService {
   }
 
   /**
-   * Asks the gateway what happened under an order's keys (after a timeout or a crash): the
-   * reconciliation step of the hold sweeper. Returns the captured payment's id, or null.
+   * Whether a reserved order was paid, from what survives a crash: the ledger's own rows, then the
+   * gateway by the stored reference (see reconciler.ts). The hold sweeper's step before it ends an
+   * order. Returns the paying payment's id, or null; PAYMENT_UNAVAILABLE when it cannot know yet.
    */
-  async reconcile(order: Order): Promise<string | null> {
-    const captured = await this.call(async () => (await this.gateway.lookup(`capture:${order.id}`)) ?? NOT_SEEN);
-    if (captured.ok) {
-      const auth = await this.ledger.liveAuthorization(order.saleId, order.userId);
-      if (auth)
-        await this.ledger.transitionPayment(auth.id, ['authorized'], 'captured', {
-          capturedCents: order.amountCents,
-          orderId: order.id,
-          endedReason: 'captured',
-        });
-      return auth?.id ?? null;
-    }
-    const charged = await this.call(async () => (await this.gateway.lookup(`charge:${order.id}`)) ?? NOT_SEEN);
-    if (charged.ok) {
-      const id = `charge_${order.id}`;
-      await this.ledger.transitionPayment(id, ['pending', 'failed'], 'captured', {
-        gatewayRef: charged.ref,
-        capturedCents: order.amountCents,
-        endedReason: 'captured',
-      });
-      return id;
-    }
-    return null;
+  reconcile(order: Order): Promise<string | null> {
+    return this.reconciler.reconcile(order);
   }
 
   /**
@@ -236,36 +240,65 @@ export class PaymentService {
 
   /**
    * Voids one authorisation at the gateway, then in the ledger. A pending one (its authorise
-   * reply was lost) is looked up by its key first: it may be live at the gateway.
+   * reply was lost) is looked up by its key first: it may be live at the gateway. What the
+   * gateway says about the reference is read first: a captured authorisation is never voided
+   * (its capture's record was lost: it is adopted, and refunded unless an order owns it), and
+   * one the gateway already ended needs no void call. Returns whether it was voided.
    */
   async voidOne(auth: Payment, reason: string): Promise<boolean> {
     let ref = auth.gatewayRef;
     if (!ref && auth.status === 'pending') {
-      const seen = await this.call(
-        async () => (await this.gateway.lookup(`authorize:${auth.id}`)) ?? { ok: false, reason: 'not_found', message: 'never reached the gateway' },
-      );
-      if (seen.ok) ref = seen.ref;
+      const seen = await this.call(() => this.gateway.lookup(`authorize:${auth.id}`));
+      if (seen?.ok) ref = seen.ref;
+      // Not seen (yet): the authorise may still be in flight, or the lookup behind. Next sweep.
+      else if (!seen && this.clock.now() - auth.createdAt.getTime() < LOOKUP_SETTLE_MS) return false;
     }
     let ended = reason;
     if (ref) {
-      const result = await this.call(() => this.gateway.void({ idempotencyKey: `void:${auth.id}`, ref: ref! }));
-      if (!result.ok && result.reason !== 'already_ended' && result.reason !== 'expired') return false;
-      // Already ended at the gateway (captured through a lost reply, or voided before): recorded as such for review.
-      if (!result.ok) ended = `${reason}:${result.reason}`;
+      const before = await this.reconciler.retrieve(ref);
+      if (before && Reconciler.taken(before)) return this.adopted(auth, before);
+      if (!before || before.state === 'authorized') {
+        const result = await this.call(() => this.gateway.void({ idempotencyKey: `void:${auth.id}`, ref: ref! }));
+        if (!result.ok && result.reason !== 'already_ended' && result.reason !== 'expired' && result.reason !== 'not_found') return false;
+        if (!result.ok) {
+          // Ended meanwhile: perhaps a capture that landed between the read and the void.
+          const after = await this.reconciler.retrieve(ref);
+          if (after && Reconciler.taken(after)) return this.adopted(auth, after);
+          // Recorded as such for review (lapsed, or voided through a lost reply).
+          ended = `${reason}:${result.reason}`;
+        }
+      } else {
+        ended = `${reason}:already_ended`;
+      }
     }
-    return (await this.ledger.transitionPayment(auth.id, ['pending', 'authorized'], 'voided', { endedReason: ended })) !== null;
+    return (await this.ledger.transitionPayment(auth.id, ['pending', 'authorized'], 'voided', { gatewayRef: ref ?? undefined, endedReason: ended })) !== null;
   }
 
-  private async call(fn: () => Promise<GatewayOutcome>): Promise<GatewayOutcome> {
-    try {
-      return await fn();
-    } catch (err) {
-      if (err instanceof GatewayUnavailableError) throw paymentUnavailable();
-      // A pending authorisation retried with another card: the first attempt's key is taken.
-      if (err instanceof IdempotencyKeyReusedError)
-        throw new StampedeError('REQUEST_IN_PROGRESS', 'An earlier authorisation is still being settled; retry in a moment', { retryAfter: 2 });
-      throw err;
-    }
+  /**
+   * Gives back in full a captured payment (by id) whose order had ended when the capture landed.
+   * A payment already refunded is answered as it is.
+   */
+  refundPayment(paymentId: string, reason: string): Promise<Payment> {
+    return this.reconciler.refundPayment(paymentId, reason);
+  }
+
+  /** Gives back the whole capture of an order (the admin's refund); null when the order holds no money. */
+  refundOrder(order: Order, reason: string): Promise<Payment | null> {
+    return this.reconciler.refundOrder(order, reason);
+  }
+
+  /** The safety net: captures no confirmed order owns are refunded (see Reconciler.refundStrays). */
+  refundStrays(limit?: number): Promise<number> {
+    return this.reconciler.refundStrays(limit);
+  }
+
+  private async adopted(auth: Payment, seen: Parameters<Reconciler['adopt']>[1]): Promise<false> {
+    await this.reconciler.adopt(auth, seen);
+    return false;
+  }
+
+  private call<T extends GatewayOutcome | null>(fn: () => Promise<T>): Promise<T> {
+    return askGateway(fn);
   }
 
   /** Authorisations of a sale by status (the admin's stats). */

@@ -1,7 +1,9 @@
 /**
  * Ends every authorisation that will not be captured: all of a sale's once it sells out, ends
  * or is cancelled, and any at all past the 30-minute cap. Runs on the leader. Authorisations of
- * users who still hold stock are spared while they do — their capture may be in flight.
+ * users who still hold stock are spared while they do — their capture may be in flight. Every
+ * `STRAY_SWEEP_EVERY_MS` it also gives back captures no confirmed order owns (a refund an outage
+ * stopped), so every capture ends owned by a confirmed order or refunded.
  */
 import type { LiveSale, SaleMonitor } from '../queue/sale-monitor.js';
 import type { PaymentService } from './payment-service.js';
@@ -12,8 +14,12 @@ import type { PaymentService } from './payment-service.js';
  * sweep that falls in between must not void a card about to be captured.
  */
 export const HOLD_RECORD_GRACE_MS = 30_000;
+/** How often a pass also looks for stray captures (a join over the last day's captures: not every second). */
+export const STRAY_SWEEP_EVERY_MS = 30_000;
 
 export class VoidSweeper {
+  private straysAt = 0;
+
   constructor(
     private readonly orders: { reservedBuyers(saleId: string): Promise<Set<string>> },
     private readonly monitor: SaleMonitor,
@@ -31,6 +37,10 @@ export class VoidSweeper {
       voided += await this.payments.voidOpen({ saleId, reason: live.status, keep: (p) => holders.has(p.userId) });
     }
     voided += await this.payments.voidOpen({ reason: 'cap' });
+    if (Date.now() - this.straysAt >= STRAY_SWEEP_EVERY_MS) {
+      this.straysAt = Date.now();
+      await this.payments.refundStrays();
+    }
     return voided;
   }
 
