@@ -9,6 +9,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { ErrorCatalogue, StampedeError, quietDuringOutages, unavailableError } from './errors.js';
 import type { Runtime } from './runtime.js';
 import { adminRoutes } from './http/admin-routes.js';
+import { orderAdminRoutes } from './http/order-admin-routes.js';
 import { publicSaleRoutes } from './http/sale-routes.js';
 import { queueRoutes } from './http/queue-routes.js';
 import { checkoutRoutes } from './http/checkout-routes.js';
@@ -142,6 +143,7 @@ export async function buildApp(runtime: Runtime, opts: { logger?: FastifyBaseLog
 
   await app.register(systemRoutes);
   await app.register(adminRoutes, { prefix: '/api/admin' });
+  await app.register(orderAdminRoutes, { prefix: '/api/admin' });
   await app.register(publicSaleRoutes);
   await app.register(queueRoutes);
   await app.register(checkoutRoutes);
