@@ -70,7 +70,14 @@ export async function openStack(kind: StackKind, opts: StackOptions = {}): Promi
   let runtime: Runtime;
   if (opts.peer) {
     config = testConfig({ STAMPEDE_REDIS_PREFIX: opts.peer.runtime.config.redisPrefix, ...opts.env });
-    runtime = await Runtime.create({ log: testLog, ...opts, config, engine: opts.peer.engine, ledger: opts.peer.ledger, gateway: opts.peer.gateway });
+    runtime = await Runtime.create({
+      log: testLog,
+      ...opts,
+      config,
+      engine: opts.peer.engine,
+      ledger: opts.peer.ledger,
+      gateway: opts.gateway ?? opts.peer.gateway,
+    });
   } else if (kind === 'embedded') {
     engine = new MemoryEngine();
     ledger = await openLedger({});
