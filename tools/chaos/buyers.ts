@@ -68,8 +68,16 @@ const MAX_ROUNDS = 12;
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, Math.max(0, ms)));
 const jitter = (ms: number) => ms * (0.8 + Math.random() * 0.4);
 const code = (r: Reply): string | undefined => r.body?.error?.code;
-/** What a page retries with the same key: no answer, any 5xx, 429, and a key still in progress. */
-const retryable = (r: Reply) => r.status === 0 || r.status >= 500 || r.status === 429 || (r.status === 409 && code(r) === 'REQUEST_IN_PROGRESS');
+/**
+ * What a page retries with the same key: no answer, any 5xx, 429, a key still in progress — and a
+ * sale it was just showing that is suddenly "not found" (the page reloads; the check reports it).
+ */
+const retryable = (r: Reply) =>
+  r.status === 0 ||
+  r.status >= 500 ||
+  r.status === 429 ||
+  (r.status === 409 && code(r) === 'REQUEST_IN_PROGRESS') ||
+  (r.status === 404 && code(r) === 'SALE_NOT_FOUND');
 
 /** Sleeps, waking early when the run stops. */
 async function pause(ctx: BuyerContext, ms: number): Promise<void> {

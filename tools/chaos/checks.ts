@@ -31,6 +31,11 @@ export interface CheckInput {
   soldOutSeenAt: number | null;
   /** When the run's buyers stopped (epoch ms): holds reserved before it must have ended by the checks. */
   stoppedAt: number;
+  /**
+   * Event-loop stalls seen meanwhile: the driver's own ([time, ms]; when it stalls, its timings
+   * include its own lag) and each node's ([time, node, ms], the worst per metrics scrape).
+   */
+  stalls: { driver: Array<[number, number]>; nodes: Array<[number, number, number]> };
   opts: CheckOptions;
 }
 
@@ -60,6 +65,8 @@ export interface Figures {
   faultRequests: number;
   faultMaxMs: number;
   faultP99Ms: number;
+  /** p99 of the answers before the fault: the load's own figure, to compare with. */
+  beforeP99Ms: number;
   unavailableWithRetryAfter: number;
   /** 5xx answers that were not a 503 with Retry-After (500s, bare 503s). */
   unclean5xx: number;
@@ -70,6 +77,8 @@ export interface Figures {
   inProgressAfterDeadline: number;
   capturesWithoutOrder: number;
   eventsMissing: number;
+  /** Answers that said the live sale does not exist. */
+  saleNotFound: number;
   soldOut: boolean;
   outcomes: Record<string, number>;
 }
@@ -105,6 +114,7 @@ export function judge(input: CheckInput): { checks: CheckResult[]; figures: Figu
     keys.check,
     latency.check,
     cleanRefusals(input),
+    saleNeverVanishes(input),
     events.check,
   ];
   const outcomes: Record<string, number> = {};
@@ -114,6 +124,7 @@ export function judge(input: CheckInput): { checks: CheckResult[]; figures: Figu
     faultRequests: latency.count,
     faultMaxMs: latency.max,
     faultP99Ms: latency.p99,
+    beforeP99Ms: latency.baselineP99,
     unavailableWithRetryAfter: input.answers.filter((a) => a.status === 503 && a.retryAfter).length,
     unclean5xx: input.answers.filter((a) => a.status >= 500 && !(a.status === 503 && a.retryAfter)).length,
     noAnswer: input.answers.filter((a) => a.status === 0).length,
@@ -123,6 +134,7 @@ export function judge(input: CheckInput): { checks: CheckResult[]; figures: Figu
     inProgressAfterDeadline: keys.late,
     capturesWithoutOrder: money.orphans,
     eventsMissing: events.missing,
+    saleNotFound: input.answers.filter((a) => a.code === 'SALE_NOT_FOUND').length,
     soldOut: checks[2].ok && input.finalStatus === 'sold_out',
     outcomes,
   };
@@ -315,25 +327,47 @@ function keyDeadlines(input: CheckInput): { check: CheckResult; late: number } {
   };
 }
 
-/** Requests sent during a fault (or in flight when it began) and how long their answers took. */
-function faultLatency(input: CheckInput): { check: CheckResult; count: number; max: number; p99: number } {
-  const during = input.answers.filter((a) =>
-    input.faults.some((f) => (a.at >= f.from && a.at <= f.to + input.opts.faultGraceMs) || (a.at < f.from && a.at + a.ms > f.from)),
-  );
+/**
+ * Requests the fault reached: sent during it (or within the grace after it), or in flight when
+ * it began. The time that counts is from when the fault reached the request: its send, or the
+ * fault's start for one already in flight (a request slow before the fault is the load's doing).
+ */
+function faultLatency(input: CheckInput): { check: CheckResult; count: number; max: number; p99: number; baselineP99: number } {
+  const reached = (a: Answer): number | null => {
+    for (const f of input.faults) {
+      if (a.at >= f.from && a.at <= f.to + input.opts.faultGraceMs) return a.ms;
+      if (a.at < f.from && a.at + a.ms > f.from) return a.at + a.ms - f.from;
+    }
+    return null;
+  };
+  const during: Array<{ a: Answer; ms: number }> = [];
+  const before = new Samples();
+  const firstFault = Math.min(...input.faults.map((f) => f.from));
+  for (const a of input.answers) {
+    const ms = reached(a);
+    if (ms !== null) during.push({ a, ms });
+    else if (a.at + a.ms <= firstFault) before.add(a.ms);
+  }
   const samples = new Samples();
-  for (const a of during) samples.add(a.ms);
-  const slow = during.filter((a) => a.ms > input.opts.latencyLimitMs).sort((x, y) => y.ms - x.ms);
-  const f0 = input.faults[0]?.from ?? 0;
-  const lines = slow.map(
-    (a) =>
-      `${a.label} to node ${a.node} sent ${((a.at - f0) / 1000).toFixed(1)} s into the fault: ${a.status || 'no answer'} ${a.code ?? a.error ?? ''} after ${fmtMs(a.ms)}${a.key ? ` (key ${a.key})` : ''}`,
-  );
-  const summary = `${during.length} requests during the fault; max ${fmtMs(samples.max)}, p99 ${fmtMs(samples.quantile(0.99))}; ${slow.length} over ${input.opts.latencyLimitMs} ms`;
+  for (const d of during) samples.add(d.ms);
+  const slow = during.filter((d) => d.ms > input.opts.latencyLimitMs).sort((x, y) => y.ms - x.ms);
+  const lines = slow.map(({ a, ms }) => {
+    const into = ((a.at - firstFault) / 1000).toFixed(1);
+    const when = a.at >= firstFault ? `sent ${into} s into the fault` : `in flight for ${((firstFault - a.at) / 1000).toFixed(1)} s when it began`;
+    return `${a.label} to node ${a.node} ${when}: ${a.status || 'no answer'} ${a.code ?? a.error ?? ''} after ${fmtMs(ms)}${a.key ? ` (key ${a.key})` : ''}`;
+  });
+  const inFault = (at: number) => input.faults.some((f) => at >= f.from && at <= f.to + input.opts.faultGraceMs);
+  const driverStall = Math.max(0, ...input.stalls.driver.filter(([at]) => inFault(at)).map(([, ms]) => ms));
+  const nodeStall = Math.max(0, ...input.stalls.nodes.filter(([at]) => inFault(at)).map(([, , ms]) => ms));
+  const stalls = `event loop stalls during the fault: nodes up to ${fmtMs(nodeStall)}, this driver up to ${fmtMs(driverStall)}`;
+  if (slow.length) lines.unshift(stalls);
+  const summary = `${during.length} requests during the fault; max ${fmtMs(samples.max)}, p99 ${fmtMs(samples.quantile(0.99))} (before it: p99 ${fmtMs(before.quantile(0.99))}); ${slow.length} over ${input.opts.latencyLimitMs} ms`;
   return {
     check: result(`answered within ${input.opts.latencyLimitMs / 1000} s during the fault`, lines, summary, !input.opts.judgeLatency),
     count: during.length,
     max: samples.max,
     p99: samples.quantile(0.99),
+    baselineP99: before.quantile(0.99),
   };
 }
 
@@ -348,6 +382,22 @@ function cleanRefusals(input: CheckInput): CheckResult {
   const lines = [...counts].sort((a, b) => b[1] - a[1]).map(([k, n]) => `${n} × ${k}`);
   const ok = input.answers.filter((a) => a.status === 503 && a.retryAfter).length;
   return result('5xx answers are 503 with Retry-After', lines, `${ok} × 503 with Retry-After, ${sum([...counts.values()])} other 5xx`);
+}
+
+/** The sale exists the whole time: no answer says it does not (an engine that lost it and has not rebuilt it yet). */
+function saleNeverVanishes(input: CheckInput): CheckResult {
+  const lost = input.answers.filter((a) => a.code === 'SALE_NOT_FOUND').sort((x, y) => x.at - y.at);
+  const lines: string[] = [];
+  if (lost.length) {
+    const f0 = Math.min(...input.faults.map((f) => f.from));
+    const rel = (t: number) => `${((t - f0) / 1000).toFixed(1)} s`;
+    const perLabel = new Map<string, number>();
+    for (const a of lost) perLabel.set(a.label, (perLabel.get(a.label) ?? 0) + 1);
+    lines.push(
+      `${lost.length} answers said 404 SALE_NOT_FOUND from ${rel(lost[0].at)} to ${rel(lost[lost.length - 1].at)} after the fault began: ${[...perLabel].map(([l, n]) => `${n} ${l}`).join(', ')}`,
+    );
+  }
+  return result('the sale is never "not found"', lines, `${lost.length} × 404 SALE_NOT_FOUND`);
 }
 
 function eventsReachStream(input: CheckInput): { check: CheckResult; missing: number } {

@@ -78,9 +78,12 @@ export async function runScenario(stack: ChaosStack, scenario: Scenario, size: R
     stopped: false,
     onStop: new Promise<void>((r) => (stop = r)),
   };
-  const buyers = plan(size, scenario.nodes, startedAt);
+  // Arrivals are spread from now (the sale exists), not from the run's start (nodes took their time to start).
+  const buyersFrom = now();
+  const buyers = plan(size, scenario.nodes, buyersFrom);
   const runs = buyers.map((b) => buyer(ctx, b));
   const watch = watchSale(stack, clients, saleId, ctx);
+  const driverStalls = watchOwnLoop();
 
   // The fault, a moment after the sale opens.
   await sleep(startsAt + size.faultDelayMs - Date.now());
@@ -106,9 +109,10 @@ export async function runScenario(stack: ChaosStack, scenario: Scenario, size: R
   await Promise.race([Promise.all(runs), sleep(15_000)]);
   const stoppedAt = Date.now();
   // A fault in the nodes' settings is there from the first request to the last.
-  if (scenario.wholeRun) faults = [{ what: scenario.title, from: startedAt, to: stoppedAt }];
+  if (scenario.wholeRun) faults = [{ what: scenario.title, from: buyersFrom, to: stoppedAt }];
   watch.stop();
   await watch.done;
+  driverStalls.stop();
   log(`  buyers stopped ${((stoppedAt - faultOver) / 1000).toFixed(1)} s after the fault; ${answers.length} answers; repair window…`);
 
   // Whatever the fault left stopped comes back before the repair window.
@@ -129,6 +133,7 @@ export async function runScenario(stack: ChaosStack, scenario: Scenario, size: R
     finalStatus,
     soldOutSeenAt: watch.soldOutFirst,
     stoppedAt,
+    stalls: { driver: driverStalls.samples, nodes: watch.nodeStalls },
     opts: size.checks,
   });
   return {
@@ -190,7 +195,15 @@ function plan(size: RunSize, nodes: number, startedAt: number): Buyer[] {
  * said sold out), and the admin's counters beside it (how many units are paid for).
  */
 function watchSale(stack: ChaosStack, clients: RecordingClient[], saleId: string, ctx: BuyerContext) {
-  const state = { soldOutFirst: null as number | null, soldUnits: 0, stopped: false, stop() {}, done: Promise.resolve() };
+  const state = {
+    soldOutFirst: null as number | null,
+    soldUnits: 0,
+    /** [time, node, ms]: each node's longest event-loop delay since the previous scrape of its metrics. */
+    nodeStalls: [] as Array<[number, number, number]>,
+    stopped: false,
+    stop() {},
+    done: Promise.resolve(),
+  };
   state.stop = () => (state.stopped = true);
   state.done = (async () => {
     let i = 0;
@@ -202,10 +215,30 @@ function watchSale(stack: ChaosStack, clients: RecordingClient[], saleId: string
         const stats = await clients[node].ask('admin', 'GET', `/api/admin/flash-sales/${saleId}/stats`, { headers: admin, untimed: true });
         if (stats.status === 200 && typeof stats.body?.sold === 'number') state.soldUnits = stats.body.sold;
       }
+      await Promise.all(
+        clients.map(async (c) => {
+          if (!stack.nodes[c.node].running) return;
+          const m = await c.ask('admin', 'GET', '/metrics', { headers: admin, untimed: true });
+          const lag = typeof m.body === 'string' ? /^nodejs_eventloop_lag_max_seconds (\S+)$/m.exec(m.body) : null;
+          if (lag) state.nodeStalls.push([Date.now(), c.node, Number(lag[1]) * 1000]);
+        }),
+      );
       await sleep(500);
     }
   })();
   return state;
+}
+
+/** This process's own event-loop delays over 100 ms, as [time, ms]: when it stalls, its timings include its own lag. */
+function watchOwnLoop() {
+  const samples: Array<[number, number]> = [];
+  let expected = Date.now() + 100;
+  const timer = setInterval(() => {
+    const t = Date.now();
+    if (t - expected > 100) samples.push([t, t - expected]);
+    expected = t + 100;
+  }, 100);
+  return { samples, stop: () => clearInterval(timer) };
 }
 
 /** The sale's public status, from the first node that answers. */

@@ -18,7 +18,7 @@ export const FULL_SIZE: RunSize = {
   units: 200,
   buyers: 600,
   reservationSec: 5,
-  arrivalMs: 8000,
+  arrivalMs: 12_000,
   admissionRate: 60,
   payNow: 0.4,
   payLater: 0.35,
