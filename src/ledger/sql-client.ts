@@ -136,7 +136,12 @@ export class PgClient implements SqlClient {
       } catch (err) {
         // A server that stopped answering is not asked to roll back (that would wait out another
         // deadline): dropping the connection rolls the transaction back.
-        const rolledBack = isUnavailable(err) ? false : await conn.query('ROLLBACK').then(() => true, () => false);
+        const rolledBack = isUnavailable(err)
+          ? false
+          : await conn.query('ROLLBACK').then(
+              () => true,
+              () => false,
+            );
         conn.release(rolledBack ? undefined : (err as Error));
         throw err;
       }
