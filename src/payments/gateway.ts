@@ -133,17 +133,16 @@ export interface PaymentGateway {
    * it never saw the key — or, for a capture/void, has not applied it yet — so retrying the
    * original call with the same key is safe. Only for a call whose reply never named a
    * reference (an authorisation or charge whose answer was lost); may be eventually consistent
-   * for keys another process sent (Stripe answers it by search): see `LOOKUP_SETTLE_MS`.
+   * for keys another process sent (Stripe answers it by search): see `lookupLagMs`.
    */
   lookup(idempotencyKey: string): Promise<GatewayOutcome | null>;
+  /**
+   * How long after a call a `null` from `lookup` may still turn into an answer; absent or 0 when
+   * lookup is exact at once. A payment row younger than this whose key lookup does not know is
+   * asked about again on a later pass rather than written off.
+   */
+  readonly lookupLagMs?: number;
 }
-
-/**
- * How long after a payment row was written a `null` from `lookup` is final. Stripe's search
- * (the only way to find a PaymentIntent by our key after a restart) is "usually under a minute"
- * behind; younger rows are asked again on a later pass rather than written off.
- */
-export const LOOKUP_SETTLE_MS = 120_000;
 
 /** Throws a RangeError for amounts no gateway would accept: a caller bug, not a decline. */
 export function assertAmount(amountCents: number): void {

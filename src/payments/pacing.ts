@@ -141,6 +141,7 @@ const toBucket = (spec: BucketSpec) => (spec instanceof TokenBucket ? spec : new
 /** A gateway decorator that takes a token before each call to the gateway it wraps. */
 export class PacedGateway implements PaymentGateway {
   readonly name: string;
+  readonly lookupLagMs?: number;
   private readonly buckets: Record<GatewayOperation, TokenBucket>;
 
   constructor(
@@ -148,6 +149,7 @@ export class PacedGateway implements PaymentGateway {
     opts: PacedGatewayOptions,
   ) {
     this.name = inner.name;
+    this.lookupLagMs = inner.lookupLagMs;
     const shared = toBucket(opts.shared);
     this.buckets = Object.fromEntries(OPERATIONS.map((op) => [op, opts.perOperation?.[op] ? toBucket(opts.perOperation[op]) : shared])) as Record<
       GatewayOperation,

@@ -17,7 +17,7 @@ import type { Order, Payment, PaymentStatus, Sale } from '../ledger/ledger.js';
 import type { PaymentsRepository } from '../ledger/repositories.js';
 import type { LiveSale } from '../queue/sale-monitor.js';
 import type { Ticket } from '../queue/ticket.js';
-import { askGateway, LOOKUP_SETTLE_MS, type GatewayOutcome, type PaymentGateway } from './gateway.js';
+import { askGateway, type GatewayOutcome, type PaymentGateway } from './gateway.js';
 import { Reconciler, type OrderPort } from './reconciler.js';
 
 /** An authorisation is voided after this long whatever happens (SPEC §3.5). */
@@ -251,7 +251,7 @@ export class PaymentService {
       const seen = await this.call(() => this.gateway.lookup(`authorize:${auth.id}`));
       if (seen?.ok) ref = seen.ref;
       // Not seen (yet): the authorise may still be in flight, or the lookup behind. Next sweep.
-      else if (!seen && this.clock.now() - auth.createdAt.getTime() < LOOKUP_SETTLE_MS) return false;
+      else if (!seen && this.clock.now() - auth.createdAt.getTime() < (this.gateway.lookupLagMs ?? 0)) return false;
     }
     let ended = reason;
     if (ref) {

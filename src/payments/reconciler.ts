@@ -14,7 +14,7 @@
 import { StampedeError } from '../errors.js';
 import type { Order, Payment } from '../ledger/ledger.js';
 import type { PaymentsRepository } from '../ledger/repositories.js';
-import { askGateway, LOOKUP_SETTLE_MS, type GatewayPayment, type PaymentGateway } from './gateway.js';
+import { askGateway, type GatewayPayment, type PaymentGateway } from './gateway.js';
 
 /** What settling asks of the checkout tier: an order as the ledger holds it now (does a capture have an owner?). */
 export interface OrderPort {
@@ -75,7 +75,7 @@ export class Reconciler {
         });
         if (paid) return paid.id;
       }
-      if (!outcome && this.now() - charge.createdAt.getTime() < LOOKUP_SETTLE_MS) {
+      if (!outcome && this.now() - charge.createdAt.getTime() < (this.gateway.lookupLagMs ?? 0)) {
         throw new StampedeError('PAYMENT_UNAVAILABLE', 'A charge for this order may still be on its way', { retryAfter: 5 });
       }
     }
@@ -103,7 +103,8 @@ export class Reconciler {
    * null when it was left.
    */
   async refundIfStray(p: Payment): Promise<Payment | null> {
-    const order = p.orderId ? await this.orders!.order(p.orderId) : null;
+    if (!this.orders) throw new Error('the reconciler needs the orders of the checkout tier (useOrders) before it refunds');
+    const order = p.orderId ? await this.orders.order(p.orderId) : null;
     if (order?.status === 'reserved') return null;
     if (order?.status === 'confirmed' && (order.paymentId === null || order.paymentId === p.id)) return null;
     const why = !order ? 'no_order' : order.status === 'confirmed' ? 'duplicate' : order.status;
@@ -156,10 +157,10 @@ export class Reconciler {
    */
   async refundOrder(order: Order, reason: string): Promise<Payment | null> {
     const rows = await this.ledger.paymentsOfOrder(order.id);
-    const captured = rows.find((p) => p.status === 'captured');
-    if (captured) return this.refund(captured, reason);
-    const refunded = rows.find((p) => p.status === 'refunded');
-    if (refunded) return refunded;
+    // The payment that confirmed the order first (a stray second capture is the sweep's), then any it holds.
+    const own = rows.find((p) => p.id === order.paymentId && (p.status === 'captured' || p.status === 'refunded'));
+    const held = own ?? rows.find((p) => p.status === 'captured') ?? rows.find((p) => p.status === 'refunded');
+    if (held) return this.refund(held, reason);
     if (order.status === 'confirmed') return null;
     const paidWith = await this.reconcile(order);
     return paidWith ? this.refundPayment(paidWith, reason) : null;

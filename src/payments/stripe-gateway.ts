@@ -52,6 +52,8 @@ type Refusal = Extract<GatewayOutcome, { ok: false }>;
 /** The Stripe-backed payment gateway (`name: 'stripe'`). See the module comment. */
 export class StripeGateway implements PaymentGateway {
   readonly name = 'stripe';
+  /** Search is "usually under a minute" behind Stripe's writes: a miss is final only after this long. */
+  readonly lookupLagMs = 120_000;
   private readonly stripe: Stripe;
   private readonly keys = new Map<string, KeyRecord>();
   private readonly rememberKeys: number;
@@ -135,7 +137,7 @@ export class StripeGateway implements PaymentGateway {
    * unconfirmed first (to store its id before money moves) would double the calls on the
    * authorise endpoint Stripe limits hardest. Search is eventually consistent (usually under a
    * minute), so a miss is final only for an old enough key: the payment tier asks again for rows
-   * younger than LOOKUP_SETTLE_MS. Everything else settles by the stored reference (`retrieve`).
+   * younger than `lookupLagMs`. Everything else settles by the stored reference (`retrieve`).
    */
   async lookup(idempotencyKey: string): Promise<GatewayOutcome | null> {
     const known = this.keys.get(idempotencyKey);
