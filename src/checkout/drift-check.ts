@@ -115,7 +115,6 @@ export class DriftCheck {
   }
 
   private async compare(before: SaleRecordSnapshot, engine: EngineInspection, after: SaleRecordSnapshot, report: DriftReport): Promise<EngineRepair> {
-    const reservedBefore = byId(before.reserved);
     const reservedAfter = byId(after.reserved);
     const inEngine = new Map(engine.holds.map((h) => [h.holdId, h]));
     const fix: EngineRepair = { restore: [], stock: {}, perUser: [] };
