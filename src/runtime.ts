@@ -20,6 +20,7 @@ import { SaleTraffic } from './http/sale-traffic.js';
 import { SaleService } from './sales/sale-service.js';
 import { SaleStats } from './sales/sale-stats.js';
 import { SaleFollower } from './sales/sale-follower.js';
+import { rebuildOnMissing } from './sales/rebuild-on-missing.js';
 import { SaleMonitor } from './queue/sale-monitor.js';
 import { TicketSigner } from './queue/ticket.js';
 import { AdmissionPassSigner } from './queue/admission-pass.js';
@@ -97,9 +98,12 @@ export class Runtime {
   /** Set on SIGTERM: readiness answers 503 so the balancer sends no new requests, while this node still serves. */
   draining = false;
 
+  /** The engine as the tiers use it (a lost sale is rebuilt on first touch). */
+  readonly engine: Engine;
+
   private constructor(
     readonly config: Readonly<Config>,
-    readonly engine: Engine,
+    engine: Engine,
     readonly ledger: Ledger,
     readonly gateway: PaymentGateway,
     private readonly redis: ReturnType<typeof createRedis> | null,
@@ -110,6 +114,13 @@ export class Runtime {
     this.clock = new EngineClock(engine, opts.localClock);
     this.auth = new Auth(config);
     this.sales = new SaleService(engine, ledger, this.clock);
+    // The other tiers' engine: a sale it lost (Redis restarted empty) is rebuilt from the ledger on first touch.
+    engine = rebuildOnMissing(
+      engine,
+      (saleId) => this.sales.rebuild(saleId),
+      (saleId) => log.warn({ saleId }, 'the engine did not have the sale: rebuilt from the ledger'),
+    );
+    this.engine = engine;
     this.monitor = new SaleMonitor(engine, this.clock, { onError: (err, saleId) => log.warn({ err, saleId }, 'engine snapshot failed') });
     this.passes = new AdmissionPassSigner(config.ticketSecret);
     this.pow = new ProofOfWork({ hmacKey: config.ticketSecret, engine });

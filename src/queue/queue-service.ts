@@ -92,7 +92,10 @@ export class QueueService {
       expiresAt: sale.endsAt.getTime() + TICKET_GRACE_MS,
     };
     const queue_ticket = this.tickets.sign(ticket);
-    return { queue_ticket, ...(await this.view(sale, live, ticket)) };
+    // The queue was rebuilt since this node's picture (the engine lost the sale): read it afresh
+    // rather than tell a newcomer their brand-new ticket is of a restarted queue.
+    const current = entered.epoch === live.snapshot.epoch ? live : ((await this.monitor.refresh(saleId)) ?? live);
+    return { queue_ticket, ...(await this.view(sale, current, ticket)) };
   }
 
   /** Verifies a ticket for this sale (any holder: the signed ticket is the credential). */

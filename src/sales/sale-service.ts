@@ -159,7 +159,14 @@ export class SaleService {
     return this.engine.loadSale({
       sale: toEngineSale(sale),
       sold: Object.fromEntries(sale.items.map((i) => [i.sku, i.sold])),
-      holds: reserved.map((o) => ({ holdId: o.id, userId: o.userId, sku: o.sku, quantity: o.quantity, expiresAt: o.reservationExpiresAt.getTime() })),
+      holds: reserved.map((o) => ({
+        holdId: o.id,
+        userId: o.userId,
+        sku: o.sku,
+        quantity: o.quantity,
+        expiresAt: o.reservationExpiresAt.getTime(),
+        idempotencyKey: o.idempotencyKey,
+      })),
       perUser,
     });
   }

@@ -1,0 +1,42 @@
+/**
+ * The engine as the other tiers see it: when it answers "no such sale" for a sale the ledger
+ * has (Redis restarted empty, or its data was lost), the sale is rebuilt from the ledger at
+ * once and the call runs again — no shopper waits for the follower's next pass, and none is
+ * told 404 for a sale that exists. Concurrent calls share one rebuild per sale. While the
+ * ledger cannot be asked, the rebuild's own error (503 UNAVAILABLE) is the answer.
+ */
+import type { Engine } from '../engine/engine.js';
+import { StampedeError } from '../errors.js';
+
+/** Engine methods whose first argument is a sale id and which refuse SALE_NOT_FOUND. */
+const SALE_CALLS = new Set<string>(['snapshot', 'enterQueue', 'placeOf', 'admit', 'reserve']);
+
+export function rebuildOnMissing(engine: Engine, rebuild: (saleId: string) => Promise<boolean>, onRebuilt?: (saleId: string) => void): Engine {
+  const pending = new Map<string, Promise<boolean>>();
+  const once = (saleId: string) => {
+    let p = pending.get(saleId);
+    if (!p) {
+      p = rebuild(saleId).finally(() => pending.delete(saleId));
+      pending.set(saleId, p);
+    }
+    return p;
+  };
+  return new Proxy(engine, {
+    get(target, prop, receiver) {
+      const value = Reflect.get(target, prop, receiver) as unknown;
+      if (typeof value !== 'function' || typeof prop !== 'string' || !SALE_CALLS.has(prop)) return value;
+      const call = value as (...args: unknown[]) => Promise<unknown>;
+      return async (saleId: string, ...rest: unknown[]) => {
+        try {
+          return await call.call(target, saleId, ...rest);
+        } catch (err) {
+          if (!(err instanceof StampedeError) || err.code !== 'SALE_NOT_FOUND') throw err;
+          // The ledger does not know it either: a real 404.
+          if (!(await once(saleId)) && !(await target.hasSale(saleId))) throw err;
+          onRebuilt?.(saleId);
+          return call.call(target, saleId, ...rest);
+        }
+      };
+    },
+  });
+}

@@ -1,0 +1,49 @@
+/**
+ * SPEC §6: after the engine loses a sale (Redis restarted empty), the first request that needs
+ * it rebuilds it from the ledger — nobody is told 404 for a sale that exists, and nobody waits
+ * for the follower's next pass. Stock, holds and per-user counts come back from one snapshot.
+ */
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { admitEveryone, createSale, describeStacks, enter, openStack, userToken, type Stack } from '../support/stack.js';
+
+describeStacks('a sale the engine lost', (kind) => {
+  let stack: Stack | null;
+  beforeAll(async () => {
+    stack = await openStack(kind, { workers: false });
+  });
+  afterAll(async () => {
+    await stack?.close();
+  });
+
+  it('is rebuilt by the first request that needs it, with its stock, holds and limits', async (ctx) => {
+    if (!stack) return ctx.skip();
+    const s = stack;
+    const sale = await createSale(s, { items: [{ sku: 'phone', name: 'Phone', price_cents: 100, currency: 'EUR', quantity: 3, per_user_limit: 1 }] });
+    const buyer = await userToken(s);
+    const ticket = await enter(s, sale.id, buyer);
+    await admitEveryone(s, sale.id);
+    const bought = await s.app.inject({
+      method: 'POST',
+      url: `/api/flash-sales/${sale.id}/purchase`,
+      headers: { ...buyer.headers, 'idempotency-key': randomUUID() },
+      payload: { ticket: ticket.queue_ticket, sku: 'phone' },
+    });
+    expect([bought.statusCode, bought.json().status]).toEqual([201, 'reserved']);
+
+    // Every key of the sale gone, as after a restart without persistence.
+    await s.engine.dropSale(sale.id);
+    const newcomer = await userToken(s);
+    const entered = await s.app.inject({ method: 'POST', url: `/api/flash-sales/${sale.id}/enter-queue`, headers: newcomer.headers, payload: {} });
+    expect([entered.statusCode, entered.body]).toEqual([200, expect.anything()]);
+    // One unit is still held by the reserved order, and its buyer still counts it against the limit.
+    const snap = await s.engine.snapshot(sale.id, 0);
+    expect(snap).toMatchObject({ remaining: { phone: 2 }, heldUnits: 1 });
+    const hold = await s.engine.getHold(sale.id, bought.json().order_id);
+    expect(hold).toMatchObject({ userId: buyer.sub, quantity: 1 });
+
+    // A sale nobody has is still 404.
+    const unknown = await s.app.inject({ method: 'POST', url: `/api/flash-sales/${randomUUID()}/enter-queue`, headers: newcomer.headers, payload: {} });
+    expect([unknown.statusCode, unknown.json().error.code]).toEqual([404, 'SALE_NOT_FOUND']);
+  });
+});
