@@ -170,6 +170,8 @@ export class Client {
             /* keep text */
           }
           const reply: Reply = { status: res.statusCode, body: parsed, ms };
+          const ra = res.headers['retry-after'];
+          if (typeof ra === 'string' && Number.isFinite(Number(ra))) reply.retryAfterMs = Number(ra) * 1000;
           this.record(label, reply);
           end(reply);
           return;
