@@ -5,7 +5,7 @@
  * (see tools/chaos/checks.ts); the 2 s answer figure is reported here, judged in the full run.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { textFindings, textTable } from '../../tools/chaos/report.js';
@@ -19,10 +19,12 @@ const SHORT = ['kill-node', 'redis-empty', 'pg-stop'];
 
 let stack: ChaosStack | null = null;
 const runs: ScenarioRun[] = [];
+/** The nodes' logs: kept when a check broke (the path is printed), removed otherwise. */
+const logDir = mkdtempSync(join(tmpdir(), 'stampede-chaos-test-'));
 
 beforeAll(async () => {
   try {
-    stack = await ChaosStack.start(mkdtempSync(join(tmpdir(), 'stampede-chaos-test-')));
+    stack = await ChaosStack.start(logDir);
   } catch (err) {
     if (process.env.CI) throw err;
     console.warn(`\n!!! SKIPPING the chaos suite: its own services did not start (${(err as Error).message.split('\n')[0]})\n`);
@@ -32,6 +34,8 @@ beforeAll(async () => {
 afterAll(async () => {
   if (runs.length) console.log(`\n${textTable(runs)}\n`);
   await stack?.close();
+  if (runs.every((r) => r.ok)) rmSync(logDir, { recursive: true, force: true });
+  else console.log(`the nodes' logs: ${logDir}`);
 }, 60_000);
 
 describe('chaos (short): every invariant holds through each fault', () => {
