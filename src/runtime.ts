@@ -34,6 +34,7 @@ import type { PaymentGateway } from './payments/gateway.js';
 import { SandboxGateway } from './payments/sandbox-gateway.js';
 import { StripeGateway } from './payments/stripe-gateway.js';
 import { PacedGateway } from './payments/pacing.js';
+import { DeadlineGateway } from './payments/deadline.js';
 import { PaymentService } from './payments/payment-service.js';
 import { VoidSweeper } from './payments/void-sweeper.js';
 import { ProofOfWork } from './defence/proof-of-work.js';
@@ -260,7 +261,7 @@ export class Runtime {
 }
 
 function defaultGateway(config: Readonly<Config>): PaymentGateway {
-  const inner =
+  const network =
     config.paymentGateway === 'stripe'
       ? new StripeGateway({ apiKey: config.stripeApiKey! })
       : // A card network's round trip is ~25 ms ± 10; at 0 the sandbox answers at once (and without jitter).
@@ -270,6 +271,8 @@ function defaultGateway(config: Readonly<Config>): PaymentGateway {
           timeoutRate: config.sandboxTimeoutPercent / 100,
           timeoutMs: config.sandboxTimeoutMs,
         });
+  // Every call has a deadline (SPEC §6): a card network that hangs gets a 503 within 2 s, not a hung checkout.
+  const inner = new DeadlineGateway(network);
   // Processors rate-limit (Stripe: ~100/s live, 25/s per endpoint); over budget we wait in line.
   return config.paymentGateway === 'stripe'
     ? new PacedGateway(inner, {

@@ -16,6 +16,8 @@ import type { CheckoutService } from './checkout-service.js';
 
 /** Past its window a hold is left this long more, so a purchase mid-capture can finish. */
 export const SWEEP_GRACE_MS = 2000;
+/** Holds settled at once in a sweep. */
+const SETTLE_CONCURRENCY = 20;
 
 export class HoldSweeper {
   constructor(
@@ -33,26 +35,30 @@ export class HoldSweeper {
     const before = this.clock.now() - SWEEP_GRACE_MS;
     let ended = 0;
     for (const saleId of this.monitor.watched()) {
-      for (const hold of await this.engine.expiredHolds(saleId, before, 500)) {
+      const holds = await this.engine.expiredHolds(saleId, before, 500);
+      ended += await settleAll(holds, async (hold) => {
         // One hold the gateway cannot settle now (an outage) must not stop the others.
         try {
-          if (await this.settleHold(saleId, hold)) ended++;
+          return await this.settleHold(saleId, hold);
         } catch (err) {
           this.log.warn({ err, saleId, holdId: hold.holdId }, 'an expired hold could not be settled; the next sweep tries again');
+          return false;
         }
-      }
+      });
     }
     // Reservations the engine no longer knows (it lost state and was rebuilt, or never had it).
-    for (const order of await this.ledger.expiredReservations(new Date(before), 500)) {
+    const orphans = await this.ledger.expiredReservations(new Date(before), 500);
+    ended += await settleAll(orphans, async (order) => {
       try {
-        if (await this.engine.getHold(order.saleId, order.id)) continue;
+        if (await this.engine.getHold(order.saleId, order.id)) return false;
         const paidWith = await this.payments.reconcile(order);
         if (paidWith) await this.checkout.confirmPaid(order, paidWith);
-        else if (await this.ledger.releaseOrder(order.id, 'expired')) ended++;
+        else return (await this.ledger.releaseOrder(order.id, 'expired')) !== null;
       } catch (err) {
         this.log.warn({ err, saleId: order.saleId, orderId: order.id }, 'an expired reservation could not be settled; the next sweep tries again');
       }
-    }
+      return false;
+    });
     return ended;
   }
 
@@ -78,4 +84,18 @@ export class HoldSweeper {
     }
     return (await this.checkout.end(order, 'expired')) !== null;
   }
+}
+
+/**
+ * Settles items a few at a time: each may wait on the card network (up to its deadline), and a
+ * sweep of 500 holds one by one behind a hanging network would leave every unit held for minutes.
+ */
+async function settleAll<T>(items: T[], settle: (item: T) => Promise<boolean>): Promise<number> {
+  let ended = 0;
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) if (await settle(items[next++])) ended++;
+  };
+  await Promise.all(Array.from({ length: Math.min(SETTLE_CONCURRENCY, items.length) }, worker));
+  return ended;
 }
