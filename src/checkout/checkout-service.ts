@@ -67,6 +67,8 @@ export class CheckoutService {
   private readonly liveOrders = new Map<string, { order: Order | null; at: number }>();
   /** Idempotency keys this node saw lately: a retry is answered without spending the rate limit. */
   private readonly recentKeys = new RecentKeys(100_000);
+  /** Orders whose last payment attempt on this node was answered 503: the retry is not counted. */
+  private readonly retriesOwed = new RecentKeys(10_000);
 
   constructor(
     private readonly engine: Engine,
@@ -215,8 +217,21 @@ export class CheckoutService {
     return ticket;
   }
 
-  /** Pays a reserved order later (`POST /api/orders/{id}/pay`). */
+  /** Pays a reserved order later (`POST /api/orders/{id}/pay`), within the per-user purchase limit. */
   async pay(orderId: string, userId: string, paymentToken: string): Promise<OrderView> {
+    // The shared per-user limit, except for the retry this node asked for: an attempt answered
+    // 503 (a dependency away) is owed one more that does not count.
+    const owed = `${orderId}|${userId}`;
+    if (!this.retriesOwed.delete(owed)) await this.limits.consume('purchase', userId);
+    try {
+      return await this.payOwned(orderId, userId, paymentToken);
+    } catch (err) {
+      if ((err instanceof StampedeError && err.status === 503) || isUnavailable(err)) this.retriesOwed.add(owed);
+      throw err;
+    }
+  }
+
+  private async payOwned(orderId: string, userId: string, paymentToken: string): Promise<OrderView> {
     const order = await this.owned(orderId, userId);
     if (order.status === 'confirmed') return orderView(order);
     if (order.status === 'expired') throw new StampedeError('PAYMENT_WINDOW_PASSED');

@@ -8,6 +8,12 @@ export class RecentKeys {
     return this.young.has(key) || this.old.has(key);
   }
 
+  /** Forgets the key; true when it was there. */
+  delete(key: string): boolean {
+    const young = this.young.delete(key);
+    return this.old.delete(key) || young;
+  }
+
   add(key: string): void {
     if (this.young.size >= this.size) {
       this.old = this.young;

@@ -111,12 +111,11 @@ export const checkoutRoutes: FastifyPluginAsyncTypebox = async (app) => {
         params: OrderParams,
         summary: 'Pay a reserved order. 402 declined (the hold goes back), 410 the window passed',
         body: Type.Object({ payment_token: Token }, { additionalProperties: false }),
-        response: { 200: OrderResponse, ...errors(400, 401, 402, 404, 409, 410, 503) },
+        response: { 200: OrderResponse, ...errors(400, 401, 402, 404, 409, 410, 429, 503) },
       },
     },
     async (req) => {
       const userId = await runtime.auth.user(req.headers.authorization);
-      await app.defence.shared.consume('purchase', userId);
       return app.checkout.pay(req.params.id, userId, req.body.payment_token);
     },
   );

@@ -151,4 +151,30 @@ describeStacks('a purchase the ledger could not record', (kind) => {
     expect((await s.runtime.engine.snapshot(sale.id, 0)).remaining.phone).toBe(3);
     expect((await s.runtime.ledger.getSale(sale.id))!.items[0]).toMatchObject({ sold: 0, held: 1 });
   });
+
+  it('a payment answered 503 may be retried at once: the retry it was told to make spends no rate limit', async (ctx) => {
+    if (!stack) return ctx.skip();
+    const s = stack;
+    const sale = await createSale(s, { items: [{ sku: 'phone', name: 'Phone', price_cents: 100, currency: 'EUR', quantity: 1, per_user_limit: 1 }] });
+    const buyer = await userToken(s);
+    const ticket = await enter(s, sale.id, buyer);
+    await admitEveryone(s, sale.id);
+    const reserved = await s.app.inject({
+      method: 'POST',
+      url: `/api/flash-sales/${sale.id}/purchase`,
+      headers: { ...buyer.headers, 'idempotency-key': randomUUID() },
+      payload: { ticket: ticket.queue_ticket, sku: 'phone' },
+    });
+    expect([reserved.statusCode, reserved.json().status]).toEqual([201, 'reserved']);
+    // The purchase spent this second's attempt.
+    await new Promise((r) => setTimeout(r, 1100));
+    const pay = () =>
+      s.app.inject({ method: 'POST', url: `/api/orders/${reserved.json().order_id}/pay`, headers: buyer.headers, payload: { payment_token: 'tok_visa' } });
+    s.gateway.inject({ chargeFailuresNext: 1 });
+    const down = await pay();
+    expect([down.statusCode, down.json().error.code, down.headers['retry-after']]).toEqual([503, 'PAYMENT_UNAVAILABLE', '1']);
+    // At once, not a second later: still within the 1-per-second limit, and not refused by it.
+    const retried = await pay();
+    expect([retried.statusCode, retried.json().status]).toEqual([200, 'confirmed']);
+  });
 });
