@@ -1,5 +1,6 @@
 /**
- * Stampede nodes as real server processes (`node --import tsx src/server.ts`), each on a port of
+ * Stampede nodes as real server processes — the compiled build, as `npm start` runs it
+ * (`node dist/server.js`, built first when stale) — each on a port of
  * its own that it keeps across restarts, so a client (or a balancer) finds it again where it was.
  * A node can be killed with SIGKILL — no drain, no goodbye — and started again.
  */
@@ -10,6 +11,18 @@ import { freePort } from '../../test/support/own-services.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** Builds dist/ when its sources changed (once per process; `npm ci` builds it already, so usually a stat of each source). */
+let built: Promise<void> | null = null;
+function ensureBuilt(): Promise<void> {
+  built ??= new Promise((resolve, reject) => {
+    const build = spawn(process.execPath, ['scripts/build.mjs', '--if-stale'], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    build.stderr.on('data', (b: Buffer) => (err += b));
+    build.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`npm run build failed (${code}): ${err.slice(-2000)}`))));
+  });
+  return built;
+}
 
 /** Nodes still running when this process exits (an interrupted run) die with it. */
 const alive = new Set<ChildProcess>();
@@ -60,7 +73,8 @@ export class ServerNode {
     if (this.child) return;
     this.log ??= this.logFile ? createWriteStream(this.logFile, { flags: 'a' }) : null;
     this.log?.write(`--- ${new Date().toISOString()} start ${this.name} on ${this.port}\n`);
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+    await ensureBuilt();
+    const child = spawn(process.execPath, ['dist/server.js'], {
       cwd: ROOT,
       env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...this.env, PORT: String(this.port), HOST: '127.0.0.1' },
       stdio: ['ignore', 'pipe', 'pipe'],
