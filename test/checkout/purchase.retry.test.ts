@@ -8,6 +8,15 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { admitEveryone, createSale, describeStacks, enter, openStack, userToken, type Stack } from '../support/stack.js';
 
+/** A sale of `quantity` phones and one buyer admitted to it. */
+async function admittedBuyer(s: Stack, quantity: number, perUserLimit: number) {
+  const sale = await createSale(s, { items: [{ sku: 'phone', name: 'Phone', price_cents: 100, currency: 'EUR', quantity, per_user_limit: perUserLimit }] });
+  const buyer = await userToken(s);
+  const ticket = await enter(s, sale.id, buyer);
+  await admitEveryone(s, sale.id);
+  return { sale, buyer, ticket };
+}
+
 describeStacks('a purchase the ledger could not record', (kind) => {
   let stack: Stack | null;
   beforeAll(async () => {
@@ -20,10 +29,7 @@ describeStacks('a purchase the ledger could not record', (kind) => {
   it('answers 503, gives the unit back, and the same key buys on retry', async (ctx) => {
     if (!stack) return ctx.skip();
     const s = stack;
-    const sale = await createSale(s, { items: [{ sku: 'phone', name: 'Phone', price_cents: 100, currency: 'EUR', quantity: 1, per_user_limit: 1 }] });
-    const buyer = await userToken(s);
-    const ticket = await enter(s, sale.id, buyer);
-    await admitEveryone(s, sale.id);
+    const { sale, buyer, ticket } = await admittedBuyer(s, 1, 1);
 
     // The ledger's row is full behind the engine's back (a real refusal: its stock guard), so
     // the engine takes the hold and the ledger refuses the order.
@@ -63,10 +69,7 @@ describeStacks('a purchase the ledger could not record', (kind) => {
   // The wreck a kill -9 leaves between the engine step and the ledger write: the engine holds the
   // unit under the key, the ledger has no order. Made here with the engine's own reserve step.
   async function wreck(s: Stack, quantity = 1) {
-    const sale = await createSale(s, { items: [{ sku: 'phone', name: 'Phone', price_cents: 100, currency: 'EUR', quantity, per_user_limit: 1 }] });
-    const buyer = await userToken(s);
-    const ticket = await enter(s, sale.id, buyer);
-    await admitEveryone(s, sale.id);
+    const { sale, buyer, ticket } = await admittedBuyer(s, quantity, 1);
     const key = randomUUID();
     const place = (await s.runtime.engine.placeOf(sale.id, buyer.sub))!;
     const died = await s.runtime.engine.reserve(sale.id, {
@@ -125,10 +128,7 @@ describeStacks('a purchase the ledger could not record', (kind) => {
   it('the engine lost the key but the ledger has its order: the retry answers that order and gives the new hold back', async (ctx) => {
     if (!stack) return ctx.skip();
     const s = stack;
-    const sale = await createSale(s, { items: [{ sku: 'phone', name: 'Phone', price_cents: 100, currency: 'EUR', quantity: 3, per_user_limit: 2 }] });
-    const buyer = await userToken(s);
-    const ticket = await enter(s, sale.id, buyer);
-    await admitEveryone(s, sale.id);
+    const { sale, buyer, ticket } = await admittedBuyer(s, 3, 2);
     const key = randomUUID();
     // The first answer, recorded in the ledger; the engine never heard of its key (lost in a restart).
     const first = await s.runtime.ledger.reserveOrder({
@@ -155,10 +155,7 @@ describeStacks('a purchase the ledger could not record', (kind) => {
   it('a payment answered 503 may be retried at once: the retry it was told to make spends no rate limit', async (ctx) => {
     if (!stack) return ctx.skip();
     const s = stack;
-    const sale = await createSale(s, { items: [{ sku: 'phone', name: 'Phone', price_cents: 100, currency: 'EUR', quantity: 1, per_user_limit: 1 }] });
-    const buyer = await userToken(s);
-    const ticket = await enter(s, sale.id, buyer);
-    await admitEveryone(s, sale.id);
+    const { sale, buyer, ticket } = await admittedBuyer(s, 1, 1);
     const reserved = await s.app.inject({
       method: 'POST',
       url: `/api/flash-sales/${sale.id}/purchase`,
