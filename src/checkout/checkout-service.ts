@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import type { Engine, EngineHold } from '../engine/engine.js';
 import type { EngineClock } from '../engine/engine-clock.js';
 import { StampedeError, isUnavailable } from '../errors.js';
-import { LedgerOversellError, type Order, type OrderStatus } from '../ledger/ledger.js';
+import { LedgerConflictError, LedgerOversellError, type Order, type OrderStatus } from '../ledger/ledger.js';
 import type { OrdersRepository } from '../ledger/repositories.js';
 import type { RateLimits } from '../defence/rate-limits.js';
 import { RecentKeys } from './recent-keys.js';
@@ -130,26 +130,33 @@ export class CheckoutService {
   /**
    * A key used before. Its order answers (a reserved one is settled again: the first attempt may
    * have ended in a payment outage). A first attempt that never wrote its order — it failed, or its
-   * node died between the engine and the ledger — is finished here: a hold still live gets its
-   * order now; a hold gone takes the key with it, and the request runs again from the start.
-   * So a retry never answers "in progress".
+   * node died between the engine and the ledger — is finished here: a hold still inside its window
+   * gets its order now; a hold past it, or gone, takes the key with it and the request runs again
+   * from the start. So a retry never answers "in progress".
    */
   private async replay(req: PurchaseRequest, holdId: string, retried: boolean): Promise<OrderView> {
     const order = await this.ledger.getOrder(holdId);
     if (order) return this.answer(order, req.paymentToken, true);
     const hold = await this.engine.getHold(req.saleId, holdId);
-    if (hold) return this.answer(await this.record(req, hold), req.paymentToken);
+    // Inside its window: record it. Past it, the hold sweeper may be returning it right now, so
+    // it is never recorded (an order for units back in stock): it goes back here, with its key.
+    if (hold && hold.expiresAt > this.clock.now()) return this.answer(await this.record(req, hold), req.paymentToken);
+    // Gone: a concurrent retry may have recorded and confirmed it since the first read (the engine
+    // drops a hold only after the ledger settled its order), so ask again before forgetting the key.
+    const settled = hold ? null : await this.ledger.getOrder(holdId);
+    if (settled) return this.answer(settled, req.paymentToken, true);
     await this.engine.releaseHold(req.saleId, holdId, { userId: req.userId, idempotencyKey: req.idempotencyKey });
     if (retried) throw new StampedeError('UNAVAILABLE', 'The order could not be recorded; retry shortly', { retryAfter: 1 });
     return this.attempt(req, true);
   }
 
   /**
-   * Writes the hold's order to the ledger. Should the write fail, the hold goes back with its key
-   * forgotten — unless the order is there after all (a write that committed but whose answer was
-   * lost, or a concurrent retry that recorded it) — so "retry shortly" really runs again. When the
-   * ledger already has an order under this key with another id (the engine lost the key), that
-   * first order is the answer and the new hold goes back.
+   * Writes the hold's order to the ledger. When the ledger refuses for sure (its stock guard, or
+   * the key already has an order under another id) the hold goes back with its key forgotten, so
+   * "retry shortly" really runs again — and an order already under the key is the answer. When the
+   * outcome is unknown (a deadline passed, the connection dropped) the write may still commit, so
+   * hold and key stay: the retry finds the order or records the live hold, and a hold nobody comes
+   * back for is returned by the hold sweeper after its window, once the ledger says it has no order.
    */
   private async record(req: PurchaseRequest, hold: EngineHold): Promise<Order> {
     try {
@@ -163,6 +170,8 @@ export class CheckoutService {
         reservationExpiresAt: new Date(hold.expiresAt),
       });
     } catch (err) {
+      const refused = err instanceof LedgerOversellError || err instanceof LedgerConflictError;
+      if (!refused) throw new StampedeError('UNAVAILABLE', 'The order could not be recorded; retry shortly', { retryAfter: 1 });
       const recorded = await this.recordedOrder(req, hold.holdId);
       if (recorded?.id === hold.holdId) return recorded;
       const forget = { userId: req.userId, idempotencyKey: req.idempotencyKey };

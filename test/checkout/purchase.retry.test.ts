@@ -9,8 +9,11 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { admitEveryone, createSale, describeStacks, enter, openStack, userToken, type Stack } from '../support/stack.js';
 
 /** A sale of `quantity` phones and one buyer admitted to it. */
-async function admittedBuyer(s: Stack, quantity: number, perUserLimit: number) {
-  const sale = await createSale(s, { items: [{ sku: 'phone', name: 'Phone', price_cents: 100, currency: 'EUR', quantity, per_user_limit: perUserLimit }] });
+async function admittedBuyer(s: Stack, quantity: number, perUserLimit: number, reservationTtlSec = 600) {
+  const sale = await createSale(s, {
+    reservation_ttl_sec: reservationTtlSec,
+    items: [{ sku: 'phone', name: 'Phone', price_cents: 100, currency: 'EUR', quantity, per_user_limit: perUserLimit }],
+  });
   const buyer = await userToken(s);
   const ticket = await enter(s, sale.id, buyer);
   await admitEveryone(s, sale.id);
@@ -68,8 +71,8 @@ describeStacks('a purchase the ledger could not record', (kind) => {
 
   // The wreck a kill -9 leaves between the engine step and the ledger write: the engine holds the
   // unit under the key, the ledger has no order. Made here with the engine's own reserve step.
-  async function wreck(s: Stack, quantity = 1) {
-    const { sale, buyer, ticket } = await admittedBuyer(s, quantity, 1);
+  async function wreck(s: Stack, quantity = 1, reservationTtlSec = 600) {
+    const { sale, buyer, ticket } = await admittedBuyer(s, quantity, 1, reservationTtlSec);
     const key = randomUUID();
     const place = (await s.runtime.engine.placeOf(sale.id, buyer.sub))!;
     const died = await s.runtime.engine.reserve(sale.id, {
@@ -173,5 +176,60 @@ describeStacks('a purchase the ledger could not record', (kind) => {
     // At once, not a second later: still within the 1-per-second limit, and not refused by it.
     const retried = await pay();
     expect([retried.statusCode, retried.json().status]).toEqual([200, 'confirmed']);
+  });
+
+  it("a retry after the hold's window passed never records it: the hold goes back with its key and the retry buys afresh", async (ctx) => {
+    if (!stack) return ctx.skip();
+    const w = await wreck(stack, 2, 1);
+    // Past the window (the engine's clock), before any sweep: what the sweeper would return now.
+    await new Promise((r) => setTimeout(r, 1200));
+    const retried = await w.buy();
+    expect([retried.statusCode, retried.json().status]).toEqual([201, 'confirmed']);
+    expect(retried.json().order_id).not.toBe(w.hold.holdId);
+    expect(await stack.runtime.ledger.getOrder(w.hold.holdId)).toBeNull();
+    expect(await stack.runtime.engine.snapshot(w.sale.id, 0)).toMatchObject({ remaining: { phone: 1 }, heldUnits: 0 });
+    const counted = (await stack.runtime.engine.inspect(w.sale.id))!.perUser.find((u) => u.userId === w.buyer.sub);
+    expect(counted?.units).toBe(1);
+  });
+
+  it('an order write whose answer was lost (it committed): 503, hold and key kept, and the retry answers that very order', async (ctx) => {
+    if (!stack) return ctx.skip();
+    const s = stack;
+    const { sale, buyer, ticket } = await admittedBuyer(s, 2, 1);
+    const ledger = s.ledger as { reserveOrder: typeof s.ledger.reserveOrder; getOrder: typeof s.ledger.getOrder; listOrders: typeof s.ledger.listOrders };
+    const real = { reserveOrder: ledger.reserveOrder, getOrder: ledger.getOrder, listOrders: ledger.listOrders };
+    // The statement commits, then its answer is lost (a client deadline), and the ledger answers
+    // nothing more for a moment (the client marks it down): whether the order is there, nobody can say.
+    ledger.reserveOrder = async (o) => {
+      await real.reserveOrder.call(s.ledger, o);
+      const down = () => Promise.reject(new Error('Connection terminated unexpectedly'));
+      ledger.getOrder = down;
+      ledger.listOrders = down;
+      throw new Error('Query read timeout');
+    };
+    const key = randomUUID();
+    const buy = () =>
+      s.app.inject({
+        method: 'POST',
+        url: `/api/flash-sales/${sale.id}/purchase`,
+        headers: { ...buyer.headers, 'idempotency-key': key },
+        payload: { ticket: ticket.queue_ticket, sku: 'phone', payment_token: 'tok_visa' },
+      });
+    let lost;
+    try {
+      lost = await buy();
+    } finally {
+      Object.assign(ledger, real);
+    }
+    expect([lost.statusCode, lost.json().error.code, lost.headers['retry-after']]).toEqual([503, 'UNAVAILABLE', '1']);
+    // The order is in the ledger and its hold still in the engine: nothing was given back twice.
+    expect(await s.runtime.engine.snapshot(sale.id, 0)).toMatchObject({ remaining: { phone: 1 }, heldUnits: 1 });
+    const retried = await buy();
+    expect([retried.statusCode, retried.json().status]).toEqual([201, 'confirmed']);
+    expect((await s.ledger.getSale(sale.id))!.items[0]).toMatchObject({ sold: 1, held: 0 });
+    expect(await s.runtime.engine.snapshot(sale.id, 0)).toMatchObject({ remaining: { phone: 1 }, heldUnits: 0 });
+    // Still one unit counted for this user (a second would be refused by the per-user limit).
+    const counted = (await s.runtime.engine.inspect(sale.id))!.perUser.find((u) => u.userId === buyer.sub);
+    expect(counted?.units).toBe(1);
   });
 });
