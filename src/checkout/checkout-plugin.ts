@@ -19,8 +19,12 @@ export const checkoutPlugin = fp<{ runtime: Runtime }>(
         'drift-check',
         async () => {
           for (const saleId of runtime.monitor.watched()) {
-            const report = await runtime.driftCheck.check(saleId, { fix: true });
-            if (report.drifted || report.engine !== 'ok') runtime.metrics.driftRepairs.inc({ sale: saleId, fixed: String(report.fixed) });
+            // One sale that cannot be checked now (a repair of it running elsewhere, an outage) must not skip the others.
+            const report = await runtime.driftCheck.check(saleId, { fix: true }).catch((err: unknown) => {
+              runtime.log.warn({ err, saleId }, 'drift check failed; the next one tries again');
+              return null;
+            });
+            if (report && (report.drifted || report.engine !== 'ok')) runtime.metrics.driftRepairs.inc({ sale: saleId, fixed: String(report.fixed) });
           }
         },
         every,

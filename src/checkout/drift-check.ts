@@ -19,9 +19,13 @@
  * wrongly would lock a shopper out, and the rebuild path never produces it.
  */
 import type { Engine, EngineHold, EngineInspection, EngineRepair } from '../engine/engine.js';
+import { randomUUID } from 'node:crypto';
 import { StampedeError } from '../errors.js';
 import type { Order, SaleRecordSnapshot } from '../ledger/ledger.js';
 import type { OrdersRepository } from '../ledger/repositories.js';
+
+/** A repair holds its sale's lease this long at most (renewed by nobody: a check takes well under it). */
+const REPAIR_LEASE_MS = 60_000;
 
 export interface SkuDrift {
   sku: string;
@@ -59,6 +63,8 @@ export interface DriftReport {
   fixed: boolean;
   /** Stock units the repair could not take (stock already at zero): the next check tries again. */
   short: number;
+  /** The sale was rebuilt between the engine read and the repair, so nothing was changed: check again. */
+  stale: boolean;
 }
 
 /** What the check needs of the sales tier: the ledger's consistent picture, and a rebuild. */
@@ -69,13 +75,32 @@ export interface DriftSales {
 
 export class DriftCheck {
   constructor(
-    private readonly engine: Pick<Engine, 'inspect' | 'repair' | 'confirmHold' | 'releaseHold'>,
+    private readonly engine: Pick<Engine, 'inspect' | 'repair' | 'confirmHold' | 'releaseHold' | 'acquireLease' | 'releaseLease'>,
     private readonly orders: Pick<OrdersRepository, 'getOrder'>,
     private readonly sales: DriftSales,
     private readonly log: { warn(obj: object, msg: string): void } = console,
   ) {}
 
+  /**
+   * One check of one sale. With `fix`, one repair at a time per sale across every node and path
+   * (the timer, the admin route, the CLI): a second one meanwhile is refused, since each repair
+   * moves stock by amounts worked out from its own reads.
+   */
   async check(saleId: string, opts: { fix: boolean }): Promise<DriftReport> {
+    if (!opts.fix) return this.run(saleId, false);
+    const lease = `drift:${saleId}`;
+    const owner = randomUUID();
+    if (!(await this.engine.acquireLease(lease, owner, REPAIR_LEASE_MS))) {
+      throw new StampedeError('REQUEST_IN_PROGRESS', 'Another reconcile of this sale is running; retry shortly', { retryAfter: 1 });
+    }
+    try {
+      return await this.run(saleId, true);
+    } finally {
+      await this.engine.releaseLease(lease, owner).catch(() => {});
+    }
+  }
+
+  private async run(saleId: string, fix: boolean): Promise<DriftReport> {
     const before = await this.sales.ledgerPicture(saleId);
     if (!before) throw new StampedeError('SALE_NOT_FOUND');
     const report: DriftReport = {
@@ -88,28 +113,31 @@ export class DriftCheck {
       drifted: false,
       fixed: false,
       short: 0,
+      stale: false,
     };
     const engine = await this.engine.inspect(saleId);
     if (!engine) {
-      report.engine = opts.fix && (await this.sales.rebuild(saleId)) ? 'rebuilt' : 'missing';
+      report.engine = fix && (await this.sales.rebuild(saleId)) ? 'rebuilt' : 'missing';
       report.fixed = report.engine === 'rebuilt';
       return report;
     }
-    const after = (await this.sales.ledgerPicture(saleId))!;
-    const fix = await this.compare(before, engine, after, report);
+    const after = await this.sales.ledgerPicture(saleId);
+    if (!after) throw new StampedeError('SALE_NOT_FOUND');
+    const repair = await this.compare(before, engine, after, report);
     if (report.drifted) {
-      this.log.warn({ saleId, report: summary(report) }, opts.fix ? 'engine drifted from the ledger: repairing' : 'engine drifted from the ledger');
+      this.log.warn({ saleId, report: summary(report) }, fix ? 'engine drifted from the ledger: repairing' : 'engine drifted from the ledger');
     }
-    if (opts.fix) {
+    if (fix) {
       // Settling holds the ledger already decided is what the request in flight (or the sweeper)
       // would do next; exactly once either way.
       for (const id of report.holds.confirmed) await this.engine.confirmHold(saleId, id);
       for (const id of report.holds.released) await this.engine.releaseHold(saleId, id);
     }
-    if (opts.fix && report.drifted) {
-      const repaired = await this.engine.repair(saleId, fix);
+    if (fix && report.drifted) {
+      const repaired = await this.engine.repair(saleId, repair);
       report.short = repaired.short;
-      report.fixed = true;
+      report.stale = repaired.stale;
+      report.fixed = !repaired.stale;
     }
     return report;
   }
@@ -117,7 +145,7 @@ export class DriftCheck {
   private async compare(before: SaleRecordSnapshot, engine: EngineInspection, after: SaleRecordSnapshot, report: DriftReport): Promise<EngineRepair> {
     const reservedAfter = byId(after.reserved);
     const inEngine = new Map(engine.holds.map((h) => [h.holdId, h]));
-    const fix: EngineRepair = { restore: [], stock: {}, perUser: [] };
+    const fix: EngineRepair = { epoch: engine.epoch, restore: [], stock: {}, perUser: [] };
 
     // Holds the ledger has moved on from, or not heard of yet.
     const confirmedUnits = new Map<string, number>();
@@ -199,6 +227,7 @@ export class DriftCheck {
 /** One line's worth of a report, for logs and the CLI. */
 export function summary(r: DriftReport): string {
   if (r.engine !== 'ok') return `engine ${r.engine}`;
+  if (r.stale) return 'the sale was rebuilt during the check: nothing changed; check again';
   const parts = r.skus.filter((s) => s.stockDelta !== 0).map((s) => `${s.sku} stock ${s.stockDelta > 0 ? '+' : ''}${s.stockDelta}`);
   const h = r.holds;
   if (h.restored.length) parts.push(`${h.restored.length} holds restored`);
@@ -219,6 +248,7 @@ export function driftJson(r: DriftReport) {
     drifted: r.drifted,
     fixed: r.fixed,
     short: r.short,
+    stale: r.stale,
     summary: summary(r),
     skus: r.skus.map((s) => ({
       sku: s.sku,

@@ -119,10 +119,14 @@ export interface EngineInspection {
   holds: EngineHold[];
   /** Units per user and SKU, held plus confirmed. */
   perUser: Array<{ userId: string; sku: string; units: number }>;
+  /** The sale's queue epoch: a repair worked out from this inspection applies only while it holds. */
+  epoch: string;
 }
 
 /** What the drift check tells the engine to change, applied in one step. */
 export interface EngineRepair {
+  /** The epoch of the inspection it was worked out from: a sale rebuilt since is left alone. */
+  epoch: string;
   /** Holds of reserved orders the engine lost: they come back (a hold still there is left alone). */
   restore: EngineHold[];
   /** Stock moves by these amounts per SKU (never below zero). */
@@ -157,8 +161,11 @@ export interface Engine {
   retire(saleId: string, afterMs: number): Promise<void>;
   /** Stock, holds and per-user counts at one instant; null when the engine does not hold the sale. */
   inspect(saleId: string): Promise<EngineInspection | null>;
-  /** Applies a drift repair in one step. Returns holds restored and stock units that could not be taken (stock at zero). */
-  repair(saleId: string, fix: EngineRepair): Promise<{ restored: number; short: number }>;
+  /**
+   * Applies a drift repair in one step. Returns holds restored, stock units that could not be
+   * taken (stock at zero), and `stale` when the sale was rebuilt since the inspection (nothing changed).
+   */
+  repair(saleId: string, fix: EngineRepair): Promise<{ restored: number; short: number; stale: boolean }>;
   snapshot(saleId: string, buyersFrom: number): Promise<SaleSnapshot>;
 
   /** Gives the user a place (or their existing one). `draw` is a uniform random in [0,1) for the pre-queue lottery. */

@@ -37,8 +37,11 @@ export class SaleFollower {
         // Past its window, its engine data expires after the retention period (once per node and
         // sale; a sale not yet started keeps its data). The ledger keeps the record for good.
         if (sale.startsAt.getTime() < now && !this.retired.has(sale.id)) {
-          await this.sales.retire(sale.id, this.retentionMs);
-          this.retired.add(sale.id);
+          // One sale the engine cannot retire now must not stop the current ones from loading.
+          await this.sales.retire(sale.id, this.retentionMs).then(
+            () => this.retired.add(sale.id),
+            () => {},
+          );
         }
         continue;
       }

@@ -11,6 +11,9 @@ import type { Sale, SaleRecordSnapshot } from '../ledger/ledger.js';
 import type { SalesRepository } from '../ledger/repositories.js';
 import { toSaleInput, validateSale, type CreateSaleBody, type PatchSaleBody } from './sale-schema.js';
 
+/** How long the engine keeps a sale past its window that a read brought back. */
+const REVIVED_MS = 3_600_000;
+
 /** How long a node trusts its copy of a sale's record before reading the ledger again. */
 const RECORD_TTL_MS = 2000;
 
@@ -184,7 +187,12 @@ export class SaleService {
   /** Rebuilds the sale's engine state from the ledger when the engine lacks it. */
   async rebuild(saleId: string): Promise<boolean> {
     const sale = await this.ledger.getSale(saleId);
-    return sale ? this.ensureLoaded(sale) : false;
+    if (!sale) return false;
+    const loaded = await this.ensureLoaded(sale);
+    // A sale long over (its data expired after retention), brought back by a read: it goes again
+    // in an hour, so walking old sale ids cannot pin them all in Redis.
+    if (loaded && sale.endsAt.getTime() + sale.reservationTtlSec * 1000 + REVIVED_MS < this.clock.now()) await this.engine.retire(saleId, REVIVED_MS);
+    return loaded;
   }
 
   private remember(sale: Sale): Sale {

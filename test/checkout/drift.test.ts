@@ -62,7 +62,7 @@ describeStacks('drift check', (kind) => {
   it('phantom stock (the engine has units the ledger sold): reported, then taken away with fix', async (ctx) => {
     if (!stack) return ctx.skip();
     const { sale } = await saleWithOrders(stack);
-    await stack.runtime.engine.repair(sale.id, { restore: [], stock: { phone: 3 }, perUser: [] });
+    await stack.runtime.engine.repair(sale.id, { epoch: (await stack.runtime.engine.inspect(sale.id))!.epoch, restore: [], stock: { phone: 3 }, perUser: [] });
     const dry = await reconcile(stack, sale.id, false);
     expect(dry.json()).toMatchObject({ drifted: true, fixed: false });
     expect(dry.json().skus[0]).toMatchObject({ engine_stock: 11, stock_delta: -3 });
@@ -73,10 +73,33 @@ describeStacks('drift check', (kind) => {
     expect((await reconcile(stack, sale.id, true)).json().drifted).toBe(false);
   });
 
+  it('two repairs at once: one at a time per sale, so a phantom is taken away once, not twice', async (ctx) => {
+    if (!stack) return ctx.skip();
+    const { sale } = await saleWithOrders(stack);
+    await stack.runtime.engine.repair(sale.id, { epoch: (await stack.runtime.engine.inspect(sale.id))!.epoch, restore: [], stock: { phone: 3 }, perUser: [] });
+    const answers = await Promise.all([reconcile(stack, sale.id, true), reconcile(stack, sale.id, true)]);
+    // Each either repaired, found nothing left to repair, or was told another one is running.
+    const outcomes = answers.map((r) => (r.statusCode === 200 ? (r.json().fixed ? 'repaired' : 'nothing') : r.json().error.code));
+    expect(outcomes.filter((o) => o === 'repaired')).toEqual(['repaired']);
+    expect(outcomes.every((o) => ['repaired', 'nothing', 'REQUEST_IN_PROGRESS'].includes(o))).toBe(true);
+    expect(await remaining(stack, sale.id)).toBe(8);
+  });
+
+  it('a repair worked out before the sale was rebuilt is not applied to the rebuilt sale', async (ctx) => {
+    if (!stack) return ctx.skip();
+    const { sale } = await saleWithOrders(stack);
+    const seen = (await stack.runtime.engine.inspect(sale.id))!;
+    await stack.runtime.engine.dropSale(sale.id);
+    await stack.runtime.sales.rebuild(sale.id);
+    const result = await stack.runtime.engine.repair(sale.id, { epoch: seen.epoch, restore: [], stock: { phone: -3 }, perUser: [] });
+    expect(result).toMatchObject({ stale: true, restored: 0 });
+    expect(await remaining(stack, sale.id)).toBe(8);
+  });
+
   it('lost stock (the engine counts units sold that the ledger never sold): given back', async (ctx) => {
     if (!stack) return ctx.skip();
     const { sale } = await saleWithOrders(stack);
-    await stack.runtime.engine.repair(sale.id, { restore: [], stock: { phone: -2 }, perUser: [] });
+    await stack.runtime.engine.repair(sale.id, { epoch: (await stack.runtime.engine.inspect(sale.id))!.epoch, restore: [], stock: { phone: -2 }, perUser: [] });
     const fixed = await stack.runtime.driftCheck.check(sale.id, { fix: true });
     expect(fixed.skus[0]).toMatchObject({ engineSold: 3, ledgerSold: 1, stockDelta: 2 });
     expect(await remaining(stack, sale.id)).toBe(8);
@@ -116,6 +139,7 @@ describeStacks('drift check', (kind) => {
     if (!stack) return ctx.skip();
     const { sale, paid, reserved } = await saleWithOrders(stack);
     await stack.runtime.engine.repair(sale.id, {
+      epoch: (await stack.runtime.engine.inspect(sale.id))!.epoch,
       restore: [],
       stock: {},
       perUser: [

@@ -80,7 +80,7 @@ it('reports phantom stock with exit 1, repairs it with --fix, then finds nothing
     });
     expect(bought.statusCode).toBe(201);
     // Phantom units: the engine has two more than the ledger allows (a rebuild from mixed reads did this once).
-    await redis.engine.repair(saleId, { restore: [], stock: { phone: 2 }, perUser: [] });
+    await redis.engine.repair(saleId, { epoch: (await redis.engine.inspect(saleId))!.epoch, restore: [], stock: { phone: 2 }, perUser: [] });
 
     const dry = await reconcile(['--sale', saleId]);
     expect([dry.code, dry.stderr]).toEqual([1, '']);

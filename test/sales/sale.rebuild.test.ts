@@ -5,7 +5,11 @@
  */
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { RedisEngine } from '../../src/engine/redis/redis-engine.js';
+import { saleInput } from '../ledger/ledger.contract.js';
 import { admitEveryone, createSale, describeStacks, enter, openStack, userToken, type Stack } from '../support/stack.js';
+
+const HOUR = 3_600_000;
 
 describeStacks('a sale the engine lost', (kind) => {
   let stack: Stack | null;
@@ -45,5 +49,17 @@ describeStacks('a sale the engine lost', (kind) => {
     // A sale nobody has is still 404.
     const unknown = await s.app.inject({ method: 'POST', url: `/api/flash-sales/${randomUUID()}/enter-queue`, headers: newcomer.headers, payload: {} });
     expect([unknown.statusCode, unknown.json().error.code]).toEqual([404, 'SALE_NOT_FOUND']);
+  });
+
+  it('a sale long over, brought back by a read, expires from Redis again (old ids cannot pin the engine)', async (ctx) => {
+    if (!stack || !(stack.engine instanceof RedisEngine)) return ctx.skip();
+    const now = Date.now();
+    const past = await stack.ledger.createSale(saleInput({ startsAt: new Date(now - 5 * HOUR), endsAt: new Date(now - 4 * HOUR), reservationTtlSec: 60 }));
+    const page = await stack.app.inject({ method: 'GET', url: `/api/flash-sales/${past.id}` });
+    expect(page.statusCode).toBe(200);
+    expect(await stack.engine.hasSale(past.id)).toBe(true);
+    const ttl = await stack.engine.client.pttl(stack.engine.keys.sale(past.id).meta);
+    expect(ttl).toBeGreaterThan(0);
+    expect(ttl).toBeLessThanOrEqual(HOUR);
   });
 });

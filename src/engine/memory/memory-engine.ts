@@ -119,12 +119,13 @@ export class MemoryEngine implements Engine {
         const tab = field.lastIndexOf('\t');
         return { userId: field.slice(0, tab), sku: field.slice(tab + 1), units };
       }),
+      epoch: s.epoch,
     };
   }
 
   async repair(saleId: string, fix: EngineRepair) {
     const s = this.sales.get(saleId);
-    if (!s) return { restored: 0, short: 0 };
+    if (!s || s.epoch !== fix.epoch) return { restored: 0, short: 0, stale: true };
     let restored = 0;
     let short = 0;
     const addStock = (sku: string, delta: number) => {
@@ -145,7 +146,7 @@ export class MemoryEngine implements Engine {
     }
     for (const [sku, delta] of Object.entries(fix.stock)) addStock(sku, delta);
     for (const u of fix.perUser) addUser(u.userId, u.sku, u.delta);
-    return { restored, short };
+    return { restored, short, stale: false };
   }
 
   async snapshot(saleId: string, buyersFrom: number): Promise<SaleSnapshot> {

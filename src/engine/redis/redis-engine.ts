@@ -226,10 +226,10 @@ export class RedisEngine implements Engine {
 
   async inspect(saleId: string): Promise<EngineInspection | null> {
     const k = this.keys.sale(saleId);
-    const r = (await this.run('inspect', [k.meta, k.stock, k.holds, k.peruser], [])) as string[][] | null;
+    const r = (await this.run('inspect', [k.meta, k.stock, k.holds, k.peruser], [])) as [string[], string[], string[], string] | null;
     if (!r) return null;
-    const [stock, holds, perUser] = r;
-    const inspection: EngineInspection = { stock: record(stock), holds: [], perUser: [] };
+    const [stock, holds, perUser, epoch] = r;
+    const inspection: EngineInspection = { stock: record(stock), holds: [], perUser: [], epoch };
     for (let i = 0; i < holds.length; i += 2) inspection.holds.push(decodeHold(holds[i], holds[i + 1]));
     for (let i = 0; i < perUser.length; i += 2) {
       // "user TAB sku": a SKU has no tab (the sale schema's pattern), a user id might.
@@ -239,13 +239,13 @@ export class RedisEngine implements Engine {
     return inspection;
   }
 
-  async repair(saleId: string, fix: EngineRepair): Promise<{ restored: number; short: number }> {
+  async repair(saleId: string, fix: EngineRepair): Promise<{ restored: number; short: number; stale: boolean }> {
     const k = this.keys.sale(saleId);
     const restore = fix.restore.map((h) => [h.holdId, h.userId, h.sku, h.quantity, h.expiresAt, ...(h.idempotencyKey === undefined ? [] : [h.idempotencyKey])]);
     const args = { restore, stock: Object.entries(fix.stock), perUser: fix.perUser.map((u) => [u.userId, u.sku, u.delta]) };
     // An empty Lua table encodes as {}; arrays are always sent with their brackets.
-    const r = (await this.run('repair', [k.meta, k.stock, k.holds, k.holdexp, k.peruser], [JSON.stringify(args)])) as number[];
-    return { restored: r[0], short: r[1] };
+    const r = (await this.run('repair', [k.meta, k.stock, k.holds, k.holdexp, k.peruser], [JSON.stringify(args), fix.epoch])) as number[];
+    return { restored: r[0], short: r[1], stale: r[2] === 1 };
   }
 
   async snapshot(saleId: string, buyersFrom: number): Promise<SaleSnapshot> {

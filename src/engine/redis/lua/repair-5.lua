@@ -3,15 +3,18 @@
   back (their units leave stock and count for their user again; a hold already there is left
   alone), then stock and per-user counts move by the given amounts. Stock never goes below
   zero: what could not be taken now is reported, for the next check.
+  The repair was worked out from one inspection: if the sale was rebuilt since (a new epoch), its
+  amounts no longer apply and nothing is changed.
   Input:  KEYS[1] meta, KEYS[2] stock, KEYS[3] holds, KEYS[4] holdexp, KEYS[5] peruser
           ARGV[1] JSON {restore = [[holdId, userId, sku, quantity, expiresAt, key?]...],
                         stock = [[sku, delta]...], perUser = [[userId, sku, delta]...]}
-  Output: {holds restored, units of stock that could not be taken}
+          ARGV[2] the epoch the inspection saw
+  Output: {holds restored, units of stock that could not be taken, 1 when refused as stale}
 ]]
 local rcall = redis.call
 --- @include "includes/holds"
 
-if rcall('EXISTS', KEYS[1]) == 0 then return { 0, 0 } end
+if rcall('HGET', KEYS[1], 'epoch') ~= ARGV[2] then return { 0, 0, 1 } end
 local fix = cjson.decode(ARGV[1])
 local restored, short = 0, 0
 local function addStock(sku, delta)
@@ -42,4 +45,4 @@ for _, h in ipairs(fix.restore) do
 end
 for _, s in ipairs(fix.stock) do addStock(s[1], tonumber(s[2])) end
 for _, u in ipairs(fix.perUser) do addUser(u[1], u[2], tonumber(u[3])) end
-return { restored, short }
+return { restored, short, 0 }
