@@ -113,6 +113,12 @@ export class CheckoutService {
       });
     } catch (err) {
       if (err instanceof StampedeError && (err.code === 'SOLD_OUT' || err.code === 'INSUFFICIENT_STOCK')) void this.monitor.refresh(req.saleId);
+      // At the limit: perhaps because this very key bought, and the engine lost its keys (a
+      // rebuild). The ledger's order under the key is then the first answer, not a refusal.
+      if (err instanceof StampedeError && err.code === 'LIMIT_REACHED') {
+        const first = await this.recordedOrder(req, null);
+        if (first) return this.answer(first, req.paymentToken, true);
+      }
       throw err;
     }
 
@@ -186,9 +192,9 @@ export class CheckoutService {
   }
 
   /** The order the ledger holds for this hold or, failing that, for this request's key (null when none, or the ledger cannot say). */
-  private async recordedOrder(req: PurchaseRequest, holdId: string): Promise<Order | null> {
+  private async recordedOrder(req: PurchaseRequest, holdId: string | null): Promise<Order | null> {
     try {
-      const byId = await this.ledger.getOrder(holdId);
+      const byId = holdId === null ? null : await this.ledger.getOrder(holdId);
       if (byId) return byId;
       const mine = await this.ledger.listOrders(req.saleId, { userId: req.userId, limit: 1000 });
       return mine.find((o) => o.idempotencyKey === req.idempotencyKey) ?? null;

@@ -232,4 +232,27 @@ describeStacks('a purchase the ledger could not record', (kind) => {
     const counted = (await s.runtime.engine.inspect(sale.id))!.perUser.find((u) => u.userId === buyer.sub);
     expect(counted?.units).toBe(1);
   });
+
+  it('the engine lost its keys (a rebuild) after a purchase: the retry of that key answers its order, not LIMIT_REACHED', async (ctx) => {
+    if (!stack) return ctx.skip();
+    const s = stack;
+    const { sale, buyer, ticket } = await admittedBuyer(s, 3, 1);
+    const key = randomUUID();
+    const buy = () =>
+      s.app.inject({
+        method: 'POST',
+        url: `/api/flash-sales/${sale.id}/purchase`,
+        headers: { ...buyer.headers, 'idempotency-key': key },
+        payload: { ticket: ticket.queue_ticket, sku: 'phone', payment_token: 'tok_visa' },
+      });
+    const first = await buy();
+    expect([first.statusCode, first.json().status]).toEqual([201, 'confirmed']);
+    // The key map alone is lost (stock, holds and counts intact, as a rebuild leaves them).
+    const { RedisEngine } = await import('../../src/engine/redis/redis-engine.js');
+    if (s.engine instanceof RedisEngine) await s.engine.client.del(s.engine.keys.sale(sale.id).idem);
+    else (s.engine as unknown as { sales: Map<string, { idempotency: Map<string, unknown> }> }).sales.get(sale.id)!.idempotency.clear();
+    await new Promise((r) => setTimeout(r, 1100));
+    const again = await buy();
+    expect([again.statusCode, again.json().order_id, again.json().status]).toEqual([201, first.json().order_id, 'confirmed']);
+  });
 });
