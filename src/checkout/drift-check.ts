@@ -18,11 +18,12 @@
  * A user counted for fewer than the ledger surely had is reported, not changed: raising a count
  * wrongly would lock a shopper out, and the rebuild path never produces it.
  */
-import type { Engine, EngineHold, EngineInspection, EngineRepair } from '../engine/engine.js';
+import type { Engine, EngineInspection, EngineRepair } from '../engine/engine.js';
 import { randomUUID } from 'node:crypto';
 import { StampedeError } from '../errors.js';
 import type { Order, SaleRecordSnapshot } from '../ledger/ledger.js';
 import type { OrdersRepository } from '../ledger/repositories.js';
+import { holdOfOrder } from '../sales/sale-service.js';
 
 /** A repair holds its sale's lease this long at most (renewed by nobody: a check takes well under it). */
 const REPAIR_LEASE_MS = 60_000;
@@ -164,7 +165,7 @@ export class DriftCheck {
     for (const order of before.reserved) {
       if (!reservedAfter.has(order.id) || inEngine.has(order.id)) continue;
       report.holds.restored.push(order.id);
-      fix.restore.push(holdOf(order));
+      fix.restore.push(holdOfOrder(order));
     }
 
     const engineHeld = new Map<string, number>();
@@ -274,11 +275,3 @@ function splitUserSku(key: string): [string, string] {
 function add(map: Map<string, number>, key: string, n: number) {
   map.set(key, (map.get(key) ?? 0) + n);
 }
-const holdOf = (o: Order): EngineHold => ({
-  holdId: o.id,
-  userId: o.userId,
-  sku: o.sku,
-  quantity: o.quantity,
-  expiresAt: o.reservationExpiresAt.getTime(),
-  idempotencyKey: o.idempotencyKey,
-});

@@ -4,10 +4,10 @@
  * loaded into the engine, and `ensureLoaded` rebuilds the engine half from the ledger after a
  * restart (or a Redis flush) — the ledger is the truth the engine is restored from.
  */
-import type { Engine, EngineSale } from '../engine/engine.js';
+import type { Engine, EngineHold, EngineSale } from '../engine/engine.js';
 import type { EngineClock } from '../engine/engine-clock.js';
 import { StampedeError, isUnavailable } from '../errors.js';
-import type { Sale, SaleRecordSnapshot } from '../ledger/ledger.js';
+import type { Order, Sale, SaleRecordSnapshot } from '../ledger/ledger.js';
 import type { SalesRepository } from '../ledger/repositories.js';
 import { toSaleInput, validateSale, type CreateSaleBody, type PatchSaleBody } from './sale-schema.js';
 
@@ -16,6 +16,18 @@ const REVIVED_MS = 3_600_000;
 
 /** How long a node trusts its copy of a sale's record before reading the ledger again. */
 const RECORD_TTL_MS = 2000;
+
+/** The engine hold a reserved order stands for (rebuilds and the drift check restore holds from orders). */
+export function holdOfOrder(o: Order): EngineHold {
+  return {
+    holdId: o.id,
+    userId: o.userId,
+    sku: o.sku,
+    quantity: o.quantity,
+    expiresAt: o.reservationExpiresAt.getTime(),
+    idempotencyKey: o.idempotencyKey,
+  };
+}
 
 export function toEngineSale(sale: Sale): EngineSale {
   return {
@@ -162,14 +174,7 @@ export class SaleService {
     return this.engine.loadSale({
       sale: toEngineSale(sale),
       sold: Object.fromEntries(sale.items.map((i) => [i.sku, i.sold])),
-      holds: reserved.map((o) => ({
-        holdId: o.id,
-        userId: o.userId,
-        sku: o.sku,
-        quantity: o.quantity,
-        expiresAt: o.reservationExpiresAt.getTime(),
-        idempotencyKey: o.idempotencyKey,
-      })),
+      holds: reserved.map(holdOfOrder),
       perUser,
     });
   }
