@@ -7,6 +7,7 @@
  * released. A capture still in flight when an order is ended here is not lost: when its answer
  * comes, the order has lapsed and the money is refunded at once (`CheckoutService.confirmPaid`).
  */
+import { countEach } from '../async-limits.js';
 import type { Engine, EngineHold } from '../engine/engine.js';
 import type { EngineClock } from '../engine/engine-clock.js';
 import type { OrdersRepository } from '../ledger/repositories.js';
@@ -16,7 +17,10 @@ import type { CheckoutService } from './checkout-service.js';
 
 /** Past its window a hold is left this long more, so a purchase mid-capture can finish. */
 export const SWEEP_GRACE_MS = 2000;
-/** Holds settled at once in a sweep. */
+/**
+ * Holds settled at once in a sweep: each may wait on the card network (up to its deadline), and a
+ * sweep of 500 holds one by one behind a hanging network would leave every unit held for minutes.
+ */
 const SETTLE_CONCURRENCY = 20;
 
 export class HoldSweeper {
@@ -36,7 +40,7 @@ export class HoldSweeper {
     let ended = 0;
     for (const saleId of this.monitor.watched()) {
       const holds = await this.engine.expiredHolds(saleId, before, 500);
-      ended += await settleAll(holds, async (hold) => {
+      ended += await countEach(holds, SETTLE_CONCURRENCY, async (hold) => {
         // One hold the gateway cannot settle now (an outage) must not stop the others.
         try {
           return await this.settleHold(saleId, hold);
@@ -48,7 +52,7 @@ export class HoldSweeper {
     }
     // Reservations the engine no longer knows (it lost state and was rebuilt, or never had it).
     const orphans = await this.ledger.expiredReservations(new Date(before), 500);
-    ended += await settleAll(orphans, async (order) => {
+    ended += await countEach(orphans, SETTLE_CONCURRENCY, async (order) => {
       try {
         if (await this.engine.getHold(order.saleId, order.id)) return false;
         const paidWith = await this.payments.reconcile(order);
@@ -84,18 +88,4 @@ export class HoldSweeper {
     }
     return (await this.checkout.end(order, 'expired')) !== null;
   }
-}
-
-/**
- * Settles items a few at a time: each may wait on the card network (up to its deadline), and a
- * sweep of 500 holds one by one behind a hanging network would leave every unit held for minutes.
- */
-async function settleAll<T>(items: T[], settle: (item: T) => Promise<boolean>): Promise<number> {
-  let ended = 0;
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) if (await settle(items[next++])) ended++;
-  };
-  await Promise.all(Array.from({ length: Math.min(SETTLE_CONCURRENCY, items.length) }, worker));
-  return ended;
 }

@@ -1,22 +1,13 @@
 /** Liveness, readiness, metrics, the OpenAPI document, the admission-pass keys and demo sessions. */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { withDeadline } from '../async-limits.js';
 import { StampedeError } from '../errors.js';
 
 /** Each dependency's check gets this long, so `/readyz` answers within a second whatever they do (SPEC §6). */
 export const READINESS_CHECK_MS = 800;
 
 /** `ping`, failing once `ms` have passed without an answer. */
-async function within(ping: () => Promise<void>, ms: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
-  });
-  try {
-    await Promise.race([ping(), late]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
+const within = (ping: () => Promise<void>, ms: number) => withDeadline(ping(), ms, () => new Error(`no answer within ${ms} ms`));
 
 export const systemRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const { runtime } = app;

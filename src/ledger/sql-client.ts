@@ -6,6 +6,7 @@
  */
 import pg from 'pg';
 import { PGlite, type Transaction } from '@electric-sql/pglite';
+import { withDeadline } from '../async-limits.js';
 import { DependencyUnavailableError, isUnavailable } from '../errors.js';
 
 /** A database that runs parameterised SQL and units of work. */
@@ -177,15 +178,12 @@ export class PgClient implements SqlClient {
   private async connection(): Promise<pg.PoolClient> {
     const pending = this.pool.connect();
     if (!this.deadlines) return pending;
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new DependencyUnavailableError('ledger', `no PostgreSQL connection within ${PG_DEADLINES.acquireMs} ms`)),
-        PG_DEADLINES.acquireMs,
-      );
-    });
     try {
-      return await Promise.race([pending, late]);
+      return await withDeadline(
+        pending,
+        PG_DEADLINES.acquireMs,
+        () => new DependencyUnavailableError('ledger', `no PostgreSQL connection within ${PG_DEADLINES.acquireMs} ms`),
+      );
     } catch (err) {
       // Should the connection come after all, it goes back to the pool.
       pending.then(
@@ -193,8 +191,6 @@ export class PgClient implements SqlClient {
         () => {},
       );
       throw err;
-    } finally {
-      clearTimeout(timer);
     }
   }
 

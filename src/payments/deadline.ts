@@ -5,6 +5,7 @@
  * key, so the retry replays whatever the late call did; a reference it created is found by
  * `lookup` or `retrieve`.
  */
+import { withDeadline } from '../async-limits.js';
 import {
   GatewayUnavailableError,
   type CaptureRequest,
@@ -54,12 +55,6 @@ export class DeadlineGateway implements PaymentGateway {
   }
 
   private within<T>(op: string, call: Promise<T>): Promise<T> {
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new GatewayUnavailableError(`The payment gateway did not answer ${op} within ${this.ms} ms`)), this.ms);
-    });
-    // The call may still fail after the deadline answered: nobody is waiting for it any more.
-    call.catch(() => {});
-    return Promise.race([call, late]).finally(() => clearTimeout(timer));
+    return withDeadline(call, this.ms, () => new GatewayUnavailableError(`The payment gateway did not answer ${op} within ${this.ms} ms`));
   }
 }

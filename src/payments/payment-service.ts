@@ -11,6 +11,7 @@
  * confirmed order owns is given back (see reconciler.ts).
  */
 import { randomUUID } from 'node:crypto';
+import { countEach } from '../async-limits.js';
 import type { EngineClock } from '../engine/engine-clock.js';
 import { StampedeError } from '../errors.js';
 import type { Order, Payment, PaymentStatus, Sale } from '../ledger/ledger.js';
@@ -223,19 +224,12 @@ export class PaymentService {
     // Many at once: one at a time, a gateway's round trip caps voids at ~30/s. The gateway's
     // pacing bucket still decides how fast they really go out.
     const due = open.filter((auth) => !opts.keep?.(auth));
-    let n = 0;
-    for (let i = 0; i < due.length; i += VOID_CONCURRENCY) {
-      const done = await Promise.all(
-        due.slice(i, i + VOID_CONCURRENCY).map((auth) =>
-          this.voidOne(auth, opts.reason).catch((err: unknown) => {
-            this.log.warn({ err, paymentId: auth.id, saleId: auth.saleId }, 'void failed; the authorisation stays open for the next sweep');
-            return false;
-          }),
-        ),
-      );
-      n += done.filter(Boolean).length;
-    }
-    return n;
+    return countEach(due, VOID_CONCURRENCY, (auth) =>
+      this.voidOne(auth, opts.reason).catch((err: unknown) => {
+        this.log.warn({ err, paymentId: auth.id, saleId: auth.saleId }, 'void failed; the authorisation stays open for the next sweep');
+        return false;
+      }),
+    );
   }
 
   /**
