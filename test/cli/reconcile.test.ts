@@ -8,29 +8,23 @@ import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { buildApp } from '../../src/app.js';
-import { openLedger } from '../../src/ledger/open-ledger.js';
 import type { Ledger } from '../../src/ledger/ledger.js';
 import { Runtime } from '../../src/runtime.js';
-import { redisTestEngine, type RedisTestEngine } from '../support/redis.js';
-import { requirePostgres, withTempDatabase, type TempDatabase } from '../support/pg.js';
+import type { RedisTestEngine } from '../support/redis.js';
+import type { TempDatabase } from '../support/pg.js';
 import { admitAll } from '../support/sales.js';
-import { adminHeaders, saleBody, testConfig } from '../support/stack.js';
+import { adminHeaders, redisAndPostgres, saleBody, testConfig, type RedisAndPostgres } from '../support/stack.js';
 
+let services: RedisAndPostgres | null = null;
 let redis: RedisTestEngine | null = null;
 let db: TempDatabase | null = null;
 let ledger: Ledger | null = null;
 
 beforeAll(async () => {
-  redis = await redisTestEngine();
-  if (!redis || !(await requirePostgres('stampede reconcile'))) return;
-  db = await withTempDatabase();
-  ledger = await openLedger({ databaseUrl: db.url });
+  services = await redisAndPostgres('stampede reconcile');
+  if (services) ({ redis, db, ledger } = services);
 });
-afterAll(async () => {
-  await ledger?.close();
-  await db?.drop();
-  await redis?.cleanup();
-});
+afterAll(() => services?.close());
 
 function reconcile(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const bin = fileURLToPath(new URL('../../bin/stampede.js', import.meta.url));

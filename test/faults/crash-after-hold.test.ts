@@ -13,25 +13,20 @@ import { openLedger } from '../../src/ledger/open-ledger.js';
 import type { Ledger } from '../../src/ledger/ledger.js';
 import { Runtime } from '../../src/runtime.js';
 import { admitAll } from '../support/sales.js';
-import { redisTestEngine, type RedisTestEngine } from '../support/redis.js';
-import { requirePostgres, withTempDatabase, type TempDatabase } from '../support/pg.js';
-import { adminHeaders, saleBody, testConfig } from '../support/stack.js';
+import type { RedisTestEngine } from '../support/redis.js';
+import type { TempDatabase } from '../support/pg.js';
+import { adminHeaders, redisAndPostgres, saleBody, testConfig, type RedisAndPostgres } from '../support/stack.js';
 
+let services: RedisAndPostgres | null = null;
 let redis: RedisTestEngine | null = null;
 let db: TempDatabase | null = null;
 let ledger: Ledger | null = null;
 
 beforeAll(async () => {
-  redis = await redisTestEngine();
-  if (!redis || !(await requirePostgres('crash-after-hold'))) return;
-  db = await withTempDatabase();
-  ledger = await openLedger({ databaseUrl: db.url });
+  services = await redisAndPostgres('crash-after-hold');
+  if (services) ({ redis, db, ledger } = services);
 });
-afterAll(async () => {
-  await ledger?.close();
-  await db?.drop();
-  await redis?.cleanup();
-});
+afterAll(() => services?.close());
 
 it('kill -9 between the hold and the ledger write: after restart the sweeper returns the unit, once', async (ctx) => {
   if (!redis || !ledger || !db) return ctx.skip();

@@ -16,8 +16,8 @@ import type { Engine } from '../../src/engine/engine.js';
 import type { Ledger } from '../../src/ledger/ledger.js';
 import { Runtime, type RuntimeOptions } from '../../src/runtime.js';
 import { SandboxGateway } from '../../src/payments/sandbox-gateway.js';
-import { redisTestEngine } from './redis.js';
-import { requirePostgres, withTempDatabase } from './pg.js';
+import { redisTestEngine, type RedisTestEngine } from './redis.js';
+import { requirePostgres, withTempDatabase, type TempDatabase } from './pg.js';
 
 /** TEST_LOG=1 shows the nodes' logs (errors behind a 500, for one). */
 const testLog = process.env.TEST_LOG ? pino({ level: 'warn' }) : undefined;
@@ -59,6 +59,39 @@ export function testConfig(env: Record<string, string> = {}) {
   });
 }
 
+export interface RedisAndPostgres {
+  redis: RedisTestEngine;
+  db: TempDatabase;
+  ledger: Ledger;
+  /** Closes the ledger, drops the database and the Redis keys: every step runs even when one before it fails. */
+  close(): Promise<void>;
+}
+
+/** A Redis engine under a key prefix of its own and a temporary PostgreSQL database with its ledger; null (skip) when either is unreachable. */
+export async function redisAndPostgres(label: string, ledgerOpts: { poolSize?: number } = {}): Promise<RedisAndPostgres | null> {
+  const redis = await redisTestEngine();
+  if (!redis || !(await requirePostgres(label))) {
+    await redis?.cleanup();
+    return null;
+  }
+  const db = await withTempDatabase();
+  const ledger = await openLedger({ databaseUrl: db.url, ...ledgerOpts });
+  return { redis, db, ledger, close: () => allSteps([() => ledger.close(), () => db.drop(), () => redis.cleanup()]) };
+}
+
+/** Runs every step, even after one fails; throws the first failure at the end. */
+async function allSteps(steps: Array<() => Promise<unknown>>): Promise<void> {
+  let first: unknown;
+  for (const step of steps) {
+    try {
+      await step();
+    } catch (err) {
+      first ??= err;
+    }
+  }
+  if (first) throw first;
+}
+
 /** Opens a node on the given stack, or null when that stack's services are unavailable (skip). */
 export async function openStack(kind: StackKind, opts: StackOptions = {}): Promise<Stack | null> {
   // On Redis, the node's own keys (rate limits) go under the test's prefix too, so cleanup finds them.
@@ -84,22 +117,13 @@ export async function openStack(kind: StackKind, opts: StackOptions = {}): Promi
     runtime = await Runtime.create({ log: testLog, ...opts, config, engine, ledger, gateway });
     cleanups.push(() => ledger.close());
   } else {
-    const redis = await redisTestEngine();
-    if (!redis || !(await requirePostgres('stack redis+pg'))) {
-      await redis?.cleanup();
-      return null;
-    }
-    config = testConfig({ STAMPEDE_REDIS_PREFIX: redis.prefix, ...opts.env });
-    const db = await withTempDatabase();
-    const pgLedger = await openLedger({ databaseUrl: db.url, poolSize: 20 });
-    engine = redis.engine;
-    ledger = pgLedger;
+    const services = await redisAndPostgres('stack redis+pg', { poolSize: 20 });
+    if (!services) return null;
+    config = testConfig({ STAMPEDE_REDIS_PREFIX: services.redis.prefix, ...opts.env });
+    engine = services.redis.engine;
+    ledger = services.ledger;
+    cleanups.push(() => services.close());
     runtime = await Runtime.create({ log: testLog, ...opts, config, engine, ledger, gateway });
-    cleanups.push(
-      () => pgLedger.close(),
-      () => db.drop(),
-      () => redis.cleanup(),
-    );
   }
   await runtime.start();
   const app = await buildApp(runtime, { logger: opts.appLogger ?? testLog });
@@ -114,17 +138,7 @@ export async function openStack(kind: StackKind, opts: StackOptions = {}): Promi
     ledger,
     // Every step runs even when one before it fails (a test that closed the ledger itself, say):
     // the temporary database and the Redis keys are dropped whatever happened.
-    async close() {
-      let first: unknown;
-      for (const step of [() => app.close(), () => runtime.close(), ...cleanups]) {
-        try {
-          await step();
-        } catch (err) {
-          first ??= err;
-        }
-      }
-      if (first) throw first;
-    },
+    close: () => allSteps([() => app.close(), () => runtime.close(), ...cleanups]),
   };
 }
 
