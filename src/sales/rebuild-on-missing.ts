@@ -21,22 +21,28 @@ export function rebuildOnMissing(engine: Engine, rebuild: (saleId: string) => Pr
     }
     return p;
   };
+  // One wrapper per method, made on first use: these are the hot calls of a drop.
+  const wrapped = new Map<string, (saleId: string, ...rest: unknown[]) => Promise<unknown>>();
+  const wrap =
+    (call: (...args: unknown[]) => Promise<unknown>) =>
+    async (saleId: string, ...rest: unknown[]) => {
+      try {
+        return await call.call(engine, saleId, ...rest);
+      } catch (err) {
+        if (!(err instanceof StampedeError) || err.code !== 'SALE_NOT_FOUND') throw err;
+        // The ledger does not know it either: a real 404.
+        if (!(await once(saleId)) && !(await engine.hasSale(saleId))) throw err;
+        onRebuilt?.(saleId);
+        return call.call(engine, saleId, ...rest);
+      }
+    };
   return new Proxy(engine, {
     get(target, prop, receiver) {
       const value = Reflect.get(target, prop, receiver) as unknown;
       if (typeof value !== 'function' || typeof prop !== 'string' || !SALE_CALLS.has(prop)) return value;
-      const call = value as (...args: unknown[]) => Promise<unknown>;
-      return async (saleId: string, ...rest: unknown[]) => {
-        try {
-          return await call.call(target, saleId, ...rest);
-        } catch (err) {
-          if (!(err instanceof StampedeError) || err.code !== 'SALE_NOT_FOUND') throw err;
-          // The ledger does not know it either: a real 404.
-          if (!(await once(saleId)) && !(await target.hasSale(saleId))) throw err;
-          onRebuilt?.(saleId);
-          return call.call(target, saleId, ...rest);
-        }
-      };
+      let fn = wrapped.get(prop);
+      if (!fn) wrapped.set(prop, (fn = wrap(value as (...args: unknown[]) => Promise<unknown>)));
+      return fn;
     },
   });
 }
