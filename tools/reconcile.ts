@@ -7,9 +7,11 @@
  *
  * Exit codes: 0 nothing differed (or everything was repaired), 1 differences found and not
  * repaired, 64 bad usage, 69 no shared engine or ledger to check (the embedded ones live inside
- * the running node: use the admin route).
+ * the running node: use the admin route), 75 try again later (another repair of the sale is
+ * running — or one whose process died holds its lease for up to a minute — or a dependency is away).
  */
 import { ConfigError, loadConfig } from '../src/config.js';
+import { StampedeError, unavailableError } from '../src/errors.js';
 import { driftJson, summary, type DriftReport } from '../src/checkout/drift-check.js';
 import { Runtime } from '../src/runtime.js';
 import { Args, UsageError } from './args.js';
@@ -92,6 +94,12 @@ main(process.argv.slice(2)).then(
     if (err instanceof UsageError || err instanceof ConfigError) {
       process.stderr.write(`stampede reconcile: ${err.message}\n${USAGE}\n`);
       process.exit(64);
+    }
+    // An answer the admin route would give as 409/503 with Retry-After: said in one line, not a stack.
+    const temporary = err instanceof StampedeError ? err : unavailableError(err);
+    if (temporary?.retryAfter !== undefined) {
+      process.stderr.write(`stampede reconcile: ${temporary.message} (try again in ${temporary.retryAfter} s)\n`);
+      process.exit(75);
     }
     process.stderr.write(`stampede reconcile: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
     process.exit(70);

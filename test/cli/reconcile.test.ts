@@ -91,6 +91,15 @@ it('reports phantom stock with exit 1, repairs it with --fix, then finds nothing
     const all = await reconcile([]);
     expect([all.code, all.stdout]).toEqual([0, expect.stringContaining(`sale ${saleId}: no drift`)]);
     expect((await reconcile(['--bogus'])).code).toBe(64);
+
+    // Another repair of the sale holds its lease (running elsewhere, or died mid-run): told in one line, exit 75.
+    expect(await redis.engine.acquireLease(`drift:${saleId}`, 'someone-else', 60_000)).toBe(true);
+    const busy = await reconcile(['--sale', saleId, '--fix']);
+    expect([busy.code, busy.stderr.trim()]).toEqual([
+      75,
+      expect.stringMatching(/^stampede reconcile: Another reconcile of this sale is running.*\(try again in 1 s\)$/),
+    ]);
+    await redis.engine.releaseLease(`drift:${saleId}`, 'someone-else');
   } finally {
     await app.close();
     await runtime.close();
