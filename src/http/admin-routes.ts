@@ -97,7 +97,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox = async (app) => {
           "What a drift check found: per SKU, the ledger's sold and held units beside the engine's stock, held and sold; holds settled to match the ledger, restored or left to the hold sweeper; per-user counts. Without `fix` nothing changes. The same check runs on a timer (STAMPEDE_DRIFT_CHECK_SEC) and as `npx stampede reconcile`.",
         params: SaleParams,
         body: Type.Optional(Type.Object({ fix: Type.Optional(Type.Boolean({ default: false })) }, { additionalProperties: false })),
-        response: { ...errors(400, 401, 404) },
+        response: { ...errors(400, 401, 404, 409) },
       },
     },
     async (req) => driftJson(await runtime.driftCheck.check(req.params.id, { fix: req.body?.fix ?? false })),
