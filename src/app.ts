@@ -40,6 +40,8 @@ function trustProxyOption(trust: Runtime['config']['trustProxy']): false | strin
   return trust;
 }
 
+const JSON_TYPE = 'application/json; charset=utf-8';
+
 /** An answer slower than this is logged at info (SPEC §6: every request answered within 2 s). */
 const SLOW_MS = 2000;
 
@@ -114,8 +116,8 @@ export async function buildApp(runtime: Runtime, opts: { logger?: FastifyBaseLog
         counter.inc();
         rejections.set(req, err.code);
       }
-      const { field, ...top } = err.extra ?? {};
-      return reply.code(err.status).send({ ...top, error: { code: err.code, message: err.message, ...(field ? { field } : {}) } });
+      // Written as a string: refusals are most of a drop's answers, and their shape is fixed.
+      return reply.code(err.status).header('content-type', JSON_TYPE).send(err.json());
     }
     if (err.validation) {
       const first = err.validation[0];

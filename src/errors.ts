@@ -68,6 +68,17 @@ export class StampedeError extends Error {
     this.retryAfter = opts.retryAfter;
     this.extra = opts.extra;
   }
+
+  private body?: string;
+
+  /** The answer's body, `{...extra, error: {code, message, field?}}`, serialised once per error. */
+  json(): string {
+    if (this.body === undefined) {
+      const { field, ...top } = this.extra ?? {};
+      this.body = JSON.stringify({ ...top, error: { code: this.code, message: this.message, ...(field ? { field } : {}) } });
+    }
+    return this.body;
+  }
 }
 
 /** Seconds a client is told to wait (`Retry-After`) before retrying while a dependency is down. */

@@ -13,7 +13,7 @@
  *   enter     5 per 10 seconds per user: entering again returns the same place, so more is noise
  *
  * With Redis the counters are shared by every API node (`RateLimiterRedis`); without, they live
- * in this process (`RateLimiterMemory`). Two options keep Redis round trips off the hot path:
+ * in this process (`LocalWindow` below: synchronous, no timer per key). Two options keep Redis round trips off the hot path:
  *   - `inMemoryBlockOnConsumed = points`: once a key has spent its window, this node refuses it
  *     from memory until the window ends, with no Redis call. Safe: Redis would refuse it too,
  *     and we never reset a key early. A bot's flood costs us memory lookups, not Redis traffic.
@@ -56,9 +56,49 @@ export interface RateLimitsOptions {
   buckets?: Partial<Record<RateBucket, readonly RateLimit[]>>;
 }
 
+/**
+ * One fixed-window limit kept in this process, as `RateLimiterMemory` counts it (a key's window
+ * starts with its first request) but synchronous and without a timer per key: a status poll is
+ * the commonest request of a drop, and the promise and timer of each consume were 2 % of it.
+ * Keys live in two generations rotated every window, so a key is forgotten at most two windows
+ * after its last request, without a sweep.
+ */
+export class LocalWindow {
+  private current = new Map<string, { spent: number; resetAt: number }>();
+  private older = new Map<string, { spent: number; resetAt: number }>();
+  private rotateAt = 0;
+  readonly points: number;
+  readonly duration: number;
+  private readonly windowMs: number;
+
+  constructor(limit: RateLimit) {
+    this.points = limit.points;
+    this.duration = limit.durationSec;
+    this.windowMs = limit.durationSec * 1000;
+  }
+
+  /** Spends one point of `key`; returns 0, or the ms until the key's window ends when it has none left. */
+  take(key: string, now = Date.now()): number {
+    if (now >= this.rotateAt) {
+      // Everything in `older` began more than a window ago: all of it has ended.
+      this.older = this.current;
+      this.current = new Map();
+      this.rotateAt = now + this.windowMs;
+    }
+    let w = this.current.get(key) ?? this.older.get(key);
+    if (!w || w.resetAt <= now) this.current.set(key, (w = { spent: 0, resetAt: now + this.windowMs }));
+    if (w.spent >= this.points) return w.resetAt - now;
+    w.spent++;
+    return 0;
+  }
+}
+
 /** The rate limits of one API node. */
 export class RateLimits {
   private readonly limiters = new Map<RateBucket, RateLimiterAbstract[]>();
+  /** Without Redis: the same limits, kept here and spent synchronously. */
+  private readonly local = new Map<RateBucket, LocalWindow[]>();
+  private readonly shared: boolean;
 
   constructor(opts: RateLimitsOptions = {}) {
     const keyPrefix = opts.keyPrefix ?? 'stampede:rl';
@@ -68,18 +108,42 @@ export class RateLimits {
       ...DEFAULT_RATE_BUCKETS,
       ...opts.buckets,
     };
+    this.shared = opts.redis !== undefined;
     for (const [bucket, limits] of Object.entries(figures) as Array<[RateBucket, readonly RateLimit[]]>) {
       const shortestFirst = [...limits].sort((a, b) => a.durationSec - b.durationSec);
-      this.limiters.set(
-        bucket,
-        shortestFirst.map((limit, i) => build(`${keyPrefix}:${bucket}:${i}`, limit, opts.redis)),
-      );
+      shortestFirst.forEach(check);
+      if (opts.redis)
+        this.limiters.set(
+          bucket,
+          shortestFirst.map((limit, i) => build(`${keyPrefix}:${bucket}:${i}`, limit, opts.redis!)),
+        );
+      else
+        this.local.set(
+          bucket,
+          shortestFirst.map((limit) => new LocalWindow(limit)),
+        );
     }
   }
 
   /** The limits in force for a bucket (for `X-RateLimit-*` headers and the admin page). */
   limits(bucket: RateBucket): RateLimit[] {
-    return (this.limiters.get(bucket) ?? []).map((l) => ({ points: l.points, durationSec: l.duration }));
+    return (this.limiters.get(bucket) ?? this.local.get(bucket) ?? []).map((l) => ({ points: l.points, durationSec: l.duration }));
+  }
+
+  /**
+   * {@link consume} for limits kept in this process, without a promise: throws `RATE_LIMITED`
+   * at once. Limits shared through Redis cannot answer synchronously: use `consume`.
+   */
+  spend(bucket: RateBucket, key: string): void {
+    if (this.shared) throw new Error('shared rate limits are spent with consume()');
+    const windows = this.local.get(bucket);
+    if (!windows) return;
+    const now = Date.now();
+    // Shortest window first, stopping at the first refusal (see consume).
+    for (const w of windows) {
+      const waitMs = w.take(key, now);
+      if (waitMs > 0) throw new StampedeError('RATE_LIMITED', undefined, { retryAfter: Math.max(1, Math.ceil(waitMs / 1000)) });
+    }
   }
 
   /**
@@ -88,6 +152,7 @@ export class RateLimits {
    * limits is spent.
    */
   async consume(bucket: RateBucket, key: string): Promise<void> {
+    if (!this.shared) return this.spend(bucket, key);
     const limiters = this.limiters.get(bucket);
     if (!limiters || limiters.length === 0) return;
     // One limit after another, shortest window first: a request refused by the per-second
@@ -107,13 +172,15 @@ export class RateLimits {
   }
 }
 
-function build(keyPrefix: string, limit: RateLimit, redis?: Redis | Cluster): RateLimiterAbstract {
+function check(limit: RateLimit): void {
   // Whole seconds: the Redis store sets its expiry with `EX`, which would round 0.5 s to 0.
   if (!Number.isInteger(limit.points) || limit.points < 1 || !Number.isInteger(limit.durationSec) || limit.durationSec < 1) {
-    throw new RangeError(`rate limit ${keyPrefix} needs whole points ≥ 1 and whole durationSec ≥ 1`);
+    throw new RangeError(`a rate limit needs whole points ≥ 1 and whole durationSec ≥ 1, got ${JSON.stringify(limit)}`);
   }
+}
+
+function build(keyPrefix: string, limit: RateLimit, redis: Redis | Cluster): RateLimiterAbstract {
   const figures = { keyPrefix, points: limit.points, duration: limit.durationSec };
-  if (!redis) return new RateLimiterMemory(figures);
   return new RateLimiterRedis({
     ...figures,
     storeClient: redis,

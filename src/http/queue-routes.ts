@@ -43,7 +43,7 @@ export const queueRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (req) => {
-      await app.defence.local.consume('ip', req.ip);
+      app.defence.local.spend('ip', req.ip);
       const userId = await runtime.auth.user(req.headers.authorization);
       await app.defence.shared.consume('enter', userId);
       return app.queue.enter(req.params.id, {
@@ -69,7 +69,7 @@ export const queueRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (req, reply) => {
-      await app.defence.local.consume('read', ticketKey(req.query.ticket));
+      app.defence.local.spend('read', ticketKey(req.query.ticket));
       reply.header('cache-control', 'no-store');
       return app.queue.status(req.params.id, req.query.ticket);
     },
@@ -90,7 +90,7 @@ export const queueRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (req, reply) => {
-      await app.defence.local.consume('read', ticketKey(req.query.ticket));
+      app.defence.local.spend('read', ticketKey(req.query.ticket));
       const ticket = app.queue.verify(req.params.id, req.query.ticket);
       const [sale, live] = await Promise.all([app.sales.get(req.params.id), app.queue.live(req.params.id)]);
       const view = await app.queue.view(sale, live, ticket);

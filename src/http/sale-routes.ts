@@ -16,7 +16,7 @@ export const publicSaleRoutes: FastifyPluginAsyncTypebox = async (app) => {
       schema: { tags, summary: 'Current and upcoming sales', response: { 200: doc(Type.Object({ sales: Type.Array(SaleResponse) })) } },
     },
     async (req, reply) => {
-      await app.defence.local.consume('ip', req.ip);
+      app.defence.local.spend('ip', req.ip);
       const now = runtime.clock.now();
       const sales = (await app.sales.list()).filter((s) => s.endsAt.getTime() > now - 3_600_000);
       reply.header('cache-control', 'public, max-age=1');
@@ -36,7 +36,7 @@ export const publicSaleRoutes: FastifyPluginAsyncTypebox = async (app) => {
       schema: { tags, summary: 'One sale: items, prices, remaining, server time', params: SaleParams, response: { 200: SaleResponse, ...errors(404) } },
     },
     async (req, reply) => {
-      await app.defence.local.consume('ip', req.ip);
+      app.defence.local.spend('ip', req.ip);
       const sale = await app.sales.get(req.params.id);
       const live = await app.queue.live(sale.id);
       reply.header('cache-control', 'public, max-age=1');
@@ -68,7 +68,7 @@ export const publicSaleRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (req, reply) => {
-      await app.defence.local.consume('ip', req.ip);
+      app.defence.local.spend('ip', req.ip);
       const live = await app.queue.live(req.params.id);
       reply.header('cache-control', 'public, max-age=1');
       return {
@@ -92,7 +92,7 @@ export const publicSaleRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (req, reply) => {
-      await app.defence.local.consume('ip', req.ip);
+      app.defence.local.spend('ip', req.ip);
       const sale = await app.sales.get(req.params.id);
       reply.header('cache-control', 'no-store');
       const challenge = await app.defence.pow.challenge(sale.id, sale.botProtection.powDifficulty);

@@ -54,7 +54,7 @@ export const systemRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (req, reply) => {
       if (!runtime.config.demo) throw new StampedeError('DEMO_DISABLED');
-      await app.defence.local.consume('ip', req.ip);
+      app.defence.local.spend('ip', req.ip);
       const { token, sub } = await runtime.auth.issue();
       return reply.code(201).send({ token, user_id: sub, token_type: 'Bearer' });
     },
