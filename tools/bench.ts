@@ -137,9 +137,10 @@ async function benchStack(
     baseline = await serve('tools/bench/baseline-server.ts', { BENCH_BASELINE_ROUTES: JSON.stringify(baselineRoutes(scenarios)) }, '/healthz');
     for (const s of scenarios.filter((x) => !opts.only || x.name.startsWith(opts.only))) {
       // The baseline answers constants, so it may reuse items: it always runs for the duration.
-      const base = await measure(baseline.url, s.items, { connections: opts.connections, durationSec: opts.durationSec });
+      const base = await measure(baseline.url, s.items, { connections: opts.connections, durationSec: opts.durationSec, serverPid: baseline.pid });
       const real = await measure(node.url, s.items, {
         connections: opts.connections,
+        serverPid: node.pid,
         ...(s.amount ? { amount: s.amount } : { durationSec: opts.durationSec }),
       });
       const ratio = real.requestsPerSec / base.requestsPerSec;
@@ -147,7 +148,9 @@ async function benchStack(
       const unexpected = expected < real.requests * 0.99 ? `answers ${JSON.stringify(real.statuses)}, expected ${s.expect}` : null;
       rows.push({ stack: stack.name, scenario: s.name, target: s.target, real, baseline: base, ratio, met: ratio >= s.target && !unexpected, unexpected });
       log(
-        `[${stack.name}] ${s.name}: ${fmt(real.requestsPerSec)} req/s (baseline ${fmt(base.requestsPerSec)}) = ${fmt(ratio, 2)}×${unexpected ? ` — ${unexpected}` : ''}`,
+        `[${stack.name}] ${s.name}: ${fmt(real.requestsPerSec)} req/s (baseline ${fmt(base.requestsPerSec)}) = ${fmt(ratio, 2)}×; ` +
+          `server CPU ${fmt(real.serverCpuUsPerRequest)} µs/req at ${fmt(real.serverCores, 2)} cores (baseline ${fmt(base.serverCpuUsPerRequest)} µs/req at ${fmt(base.serverCores, 2)}), ` +
+          `load generator ${fmt(real.loadCores, 2)} / ${fmt(base.loadCores, 2)} cores${unexpected ? ` — ${unexpected}` : ''}`,
       );
     }
   } finally {
@@ -158,10 +161,10 @@ async function benchStack(
 }
 
 export function table(rows: Row[]): string {
-  const head = `${'stack'.padEnd(10)}${'scenario'.padEnd(31)}${'req/s'.padStart(9)}${'p50 ms'.padStart(8)}${'p99 ms'.padStart(8)}${'baseline'.padStart(10)}${'ratio'.padStart(7)}${'target'.padStart(8)}  met`;
+  const head = `${'stack'.padEnd(10)}${'scenario'.padEnd(31)}${'req/s'.padStart(9)}${'p50 ms'.padStart(8)}${'p99 ms'.padStart(8)}${'baseline'.padStart(10)}${'ratio'.padStart(7)}${'target'.padStart(8)}${'µs/req'.padStart(8)}${'base µs'.padStart(9)}  met`;
   const lines = rows.map(
     (r) =>
-      `${r.stack.padEnd(10)}${r.scenario.padEnd(31)}${fmt(r.real.requestsPerSec).padStart(9)}${fmt(r.real.p50, 1).padStart(8)}${fmt(r.real.p99, 1).padStart(8)}${fmt(r.baseline.requestsPerSec).padStart(10)}${fmt(r.ratio, 2).padStart(7)}${`≥${r.target}`.padStart(8)}  ${r.met ? 'yes' : 'NO'}${r.unexpected ? ` (${r.unexpected})` : ''}`,
+      `${r.stack.padEnd(10)}${r.scenario.padEnd(31)}${fmt(r.real.requestsPerSec).padStart(9)}${fmt(r.real.p50, 1).padStart(8)}${fmt(r.real.p99, 1).padStart(8)}${fmt(r.baseline.requestsPerSec).padStart(10)}${fmt(r.ratio, 2).padStart(7)}${`≥${r.target}`.padStart(8)}${fmt(r.real.serverCpuUsPerRequest).padStart(8)}${fmt(r.baseline.serverCpuUsPerRequest).padStart(9)}  ${r.met ? 'yes' : 'NO'}${r.unexpected ? ` (${r.unexpected})` : ''}`,
   );
   return [head, ...lines].join('\n');
 }
@@ -187,8 +190,8 @@ export async function main(argv: string[]): Promise<number> {
     out: a.string('out', 'reports'),
     /** Measure only the scenarios whose name starts with this (for profiling one). */
     only: a.string('only'),
-    /** Another entry point to measure in place of src/server.ts (A/B experiments on the node). */
-    server: a.string('server', 'src/server.ts'),
+    /** Another entry point to measure in place of the build (A/B experiments on the node: a .ts file runs through tsx). */
+    server: a.string('server', 'dist/server.js'),
   });
   try {
     opts = parse();

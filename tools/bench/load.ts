@@ -3,6 +3,7 @@
  * tickets and idempotency keys), either for a duration or for exactly as many requests as the
  * list holds (when each item may be used once: solved proofs-of-work, purchases).
  */
+import { readFileSync } from 'node:fs';
 import autocannon from 'autocannon';
 
 export interface Item {
@@ -21,10 +22,33 @@ export interface Measured {
   /** Answers by status code. */
   statuses: Record<string, number>;
   errors: number;
+  /** CPU the server process spent per answered request (user + system, all its threads), µs. */
+  serverCpuUsPerRequest: number;
+  /** Share of one core the server used over the run (1 = a whole core). */
+  serverCores: number;
+  /** Share of one core the load generator (this process) used. */
+  loadCores: number;
 }
 
-export async function measure(url: string, items: Item[], opts: { connections: number; durationSec?: number; amount?: number }): Promise<Measured> {
+/** A process's CPU time so far (user + system, every thread), in ms, from /proc; NaN where there is no /proc. */
+function cpuMsOf(pid: number): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    // utime and stime are fields 14 and 15 of stat(5), counted from the state field (3) here.
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
+  } catch {
+    return NaN;
+  }
+}
+
+export async function measure(
+  url: string,
+  items: Item[],
+  opts: { connections: number; durationSec?: number; amount?: number; serverPid?: number },
+): Promise<Measured> {
   let i = 0;
+  const serverCpu0 = opts.serverPid ? cpuMsOf(opts.serverPid) : NaN;
+  const loadCpu0 = process.cpuUsage();
   const started = performance.now();
   let lastAnswer = started;
   const result = await new Promise<any>((resolve, reject) => {
@@ -57,8 +81,14 @@ export async function measure(url: string, items: Item[], opts: { connections: n
   for (const [code, v] of Object.entries((result as any).statusCodeStats ?? {})) statuses[code] = (v as { count: number }).count;
   // autocannon's own `duration` counts whole seconds, and a fixed-amount run only ends on its
   // next one-second tick (5,000 requests in 0.4 s read as 5,000/s): time to the last answer.
+  const wallMs = performance.now() - started;
+  const serverCpuMs = opts.serverPid ? cpuMsOf(opts.serverPid) - serverCpu0 : NaN;
+  const loadCpu = process.cpuUsage(loadCpu0);
   const durationSec = ((opts.amount ? lastAnswer : performance.now()) - started) / 1000;
   return {
+    serverCpuUsPerRequest: (serverCpuMs * 1000) / Math.max(1, result.requests.total),
+    serverCores: serverCpuMs / wallMs,
+    loadCores: (loadCpu.user + loadCpu.system) / 1000 / wallMs,
     requestsPerSec: result.requests.total / durationSec,
     p50: result.latency.p50,
     p99: result.latency.p99,

@@ -1,13 +1,13 @@
 /**
- * The processes a benchmark measures: a Stampede node (`src/server.ts` through tsx: the code
- * `npm start` runs compiled to dist/) and the bare-Fastify baseline, each a child process so
+ * The processes a benchmark measures: a Stampede node (the compiled build, `node dist/server.js`
+ * as `npm start` runs it, built first when stale) and the bare-Fastify baseline (through tsx), each a child process so
  * the load generator never shares their event loop. Memory is read from /proc (resident set of
  * the child).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { fileURLToPath } from 'node:url';
+import { ensureBuilt, ROOT as root } from '../built.js';
 
 export interface Served {
   url: string;
@@ -17,7 +17,6 @@ export interface Served {
 }
 
 const tsx = import.meta.resolve('tsx');
-const root = fileURLToPath(new URL('../../', import.meta.url));
 
 /**
  * A port nobody holds now, from the kernel. (A random one collided with the load generator's
@@ -34,10 +33,15 @@ function freePort(): Promise<number> {
   });
 }
 
-/** Starts `file` (relative to the repository) with tsx and waits until `readyPath` answers 200. */
+/**
+ * Starts `file` (relative to the repository; a `.ts` file through tsx, `dist/` built first when
+ * stale) and waits until `readyPath` answers 200.
+ */
 export async function serve(file: string, env: Record<string, string>, readyPath: string, nodeArgs: string[] = []): Promise<Served> {
   const port = await freePort();
-  const child: ChildProcess = spawn(process.execPath, [...nodeArgs, '--import', tsx, file], {
+  if (file.startsWith('dist/')) await ensureBuilt();
+  const loader = file.endsWith('.ts') ? ['--import', tsx] : [];
+  const child: ChildProcess = spawn(process.execPath, [...nodeArgs, ...loader, file], {
     cwd: root,
     env: { ...process.env, ...env, PORT: String(port), HOST: '127.0.0.1' },
     stdio: ['ignore', 'pipe', 'pipe'],

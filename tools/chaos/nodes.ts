@@ -6,23 +6,10 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, type WriteStream } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { freePort } from '../../test/support/own-services.js';
+import { ensureBuilt, ROOT } from '../built.js';
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-/** Builds dist/ when its sources changed (once per process; `npm ci` builds it already, so usually a stat of each source). */
-let built: Promise<void> | null = null;
-function ensureBuilt(): Promise<void> {
-  built ??= new Promise((resolve, reject) => {
-    const build = spawn(process.execPath, ['scripts/build.mjs', '--if-stale'], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
-    let err = '';
-    build.stderr.on('data', (b: Buffer) => (err += b));
-    build.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`npm run build failed (${code}): ${err.slice(-2000)}`))));
-  });
-  return built;
-}
 
 /** Nodes still running when this process exits (an interrupted run) die with it. */
 const alive = new Set<ChildProcess>();
