@@ -32,6 +32,7 @@ import { HoldSweeper } from './checkout/hold-sweeper.js';
 import { DriftCheck } from './checkout/drift-check.js';
 import type { PaymentGateway } from './payments/gateway.js';
 import { SandboxGateway } from './payments/sandbox-gateway.js';
+import { RedisSandboxBook } from './payments/redis-sandbox-book.js';
 import { StripeGateway } from './payments/stripe-gateway.js';
 import { PacedGateway } from './payments/pacing.js';
 import { DeadlineGateway } from './payments/deadline.js';
@@ -221,7 +222,8 @@ export class Runtime {
     }
     const ledger =
       opts.ledger ?? (await openLedger({ databaseUrl: config.databaseUrl ?? undefined, dataDir: config.databaseUrl ? undefined : config.dataDir }));
-    const gateway = opts.gateway ?? defaultGateway(config);
+    // On Redis the sandbox's book goes beside the engine's keys, on its connection and under its prefix.
+    const gateway = opts.gateway ?? defaultGateway(config, engine instanceof RedisEngine ? { client: engine.client, prefix: engine.keys.prefix } : null);
     const metrics = new Metrics({ defaults: opts.workers !== false && !opts.engine });
     const runtime = new Runtime(
       config,
@@ -260,7 +262,8 @@ export class Runtime {
   }
 }
 
-function defaultGateway(config: Readonly<Config>): PaymentGateway {
+/** The configured card network. The sandbox keeps its book in the engine's Redis when there is one, so every node sees one network. */
+function defaultGateway(config: Readonly<Config>, redis: { client: ReturnType<typeof createRedis>; prefix: string } | null): PaymentGateway {
   const network =
     config.paymentGateway === 'stripe'
       ? new StripeGateway({ apiKey: config.stripeApiKey! })
@@ -270,6 +273,7 @@ function defaultGateway(config: Readonly<Config>): PaymentGateway {
           jitterMs: config.sandboxLatencyMs === 0 ? 0 : 10,
           timeoutRate: config.sandboxTimeoutPercent / 100,
           timeoutMs: config.sandboxTimeoutMs,
+          book: redis ? new RedisSandboxBook(redis.client, { prefix: redis.prefix }) : undefined,
         });
   // Every call has a deadline (SPEC §6): a card network that hangs gets a 503 within 2 s, not a hung checkout.
   const inner = new DeadlineGateway(network);

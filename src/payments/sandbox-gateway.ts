@@ -1,18 +1,21 @@
 /**
  * The sandbox gateway: an in-process stand-in for a card processor, and the default. It follows
- * the familiar test cards (SPEC §5), keeps its own book of every authorisation so tests can prove
- * that each one ended and none was captured twice, and can be told to lose answers — the failure
- * that makes payment code hard: the processor did the work but the reply never arrived.
+ * the familiar test cards (SPEC §5), keeps a book of every authorisation so tests can prove that
+ * each one ended and none was captured twice, and can be told to lose answers — the failure that
+ * makes payment code hard: the processor did the work but the reply never arrived.
  *
- * Its book is this process's memory: a new SandboxGateway knows no reference and no key, as if
- * the processor had forgotten everything. Tests of a restart keep the same instance (the
- * processor outlives the node) or take a fresh one to prove the ledger's own rows are enough.
+ * Where its book lives is the deployment's choice (sandbox-book.ts). By default it is this
+ * process's memory: a new SandboxGateway knows no reference and no key, as if the processor had
+ * forgotten everything, and tests of a restart keep the same instance (the processor outlives
+ * the node) or take a fresh one to prove the ledger's own rows are enough. On Redis the runtime
+ * gives it a book in the engine's Redis, shared by every node and worker process as Stripe's
+ * would be; latency and faults stay each instance's own (they are the network between this
+ * process and the processor).
  */
 import { randomBytes } from 'node:crypto';
 import {
   assertAmount,
   GatewayUnavailableError,
-  IdempotencyKeyReusedError,
   type CaptureRequest,
   type GatewayOperation,
   type GatewayOutcome,
@@ -22,9 +25,9 @@ import {
   type RefundRequest,
   type VoidRequest,
 } from './gateway.js';
+import { MemorySandboxBook, type CardBehaviour, type SandboxAuthorization, type SandboxBook, type SandboxCharge, type SandboxStep } from './sandbox-book.js';
 
-/** How a test card behaves. `insufficient_funds` authorises fine and fails at capture (SPEC §5). */
-type CardBehaviour = 'ok' | 'declined' | 'insufficient_funds';
+export type { SandboxAuthorization, SandboxBook, SandboxCharge } from './sandbox-book.js';
 
 const TEST_CARDS: Record<string, CardBehaviour> = {
   tok_visa: 'ok',
@@ -63,6 +66,8 @@ export interface SandboxGatewayOptions extends Partial<SandboxFaults> {
   authTtlMs?: number;
   /** The clock authorisations expire by (epoch ms). */
   now?: () => number;
+  /** Where the network keeps its book: this process's memory by default (see sandbox-book.ts). */
+  book?: SandboxBook;
 }
 
 /** Operations that move money (and so can be lost after doing their work); the others only read. */
@@ -76,50 +81,31 @@ type MoneyOp = Exclude<GatewayOperation, 'lookup' | 'retrieve'>;
  */
 export type SandboxInjection = Partial<Record<`${GatewayOperation}TimeoutsNext` | `${GatewayOperation}FailuresNext`, number>>;
 
-/** The sandbox's record of one authorisation. */
-export interface SandboxAuthorization {
-  ref: string;
-  amountCents: number;
-  capturedCents: number;
-  currency: string;
-  status: 'authorized' | 'captured' | 'voided' | 'declined' | 'expired' | 'refunded';
-  refundedCents: number;
-  /** Successful captures: more than one would be a double charge. */
-  captures: number;
-  voids: number;
-  refunds: number;
-  createdAt: number;
-  expiresAt: number;
-  metadata: Record<string, string>;
-}
-
-/** The sandbox's record of one direct charge. */
-export interface SandboxCharge {
-  ref: string;
-  amountCents: number;
-  currency: string;
-  status: 'succeeded' | 'declined' | 'refunded';
-  refundedCents: number;
-  createdAt: number;
-  metadata: Record<string, string>;
-}
-
 interface Fault {
   kind: 'fail' | 'timeout';
   /** True when the operation is performed before the error: the reply is what got lost. */
   after: boolean;
 }
 
-interface Auth extends SandboxAuthorization {
-  behaviour: CardBehaviour;
-}
-
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 const newRef = (prefix: string) => `${prefix}_sbx_${randomBytes(9).toString('hex')}`;
+
+/** How a retrieved record reads in the port's terms. */
+const PAYMENT_STATE = {
+  authorized: 'authorized',
+  captured: 'captured',
+  refunded: 'refunded',
+  voided: 'voided',
+  expired: 'voided',
+  declined: 'failed',
+  succeeded: 'captured',
+} as const;
 
 /** The in-process payment gateway (`name: 'sandbox'`). See the module comment. */
 export class SandboxGateway implements PaymentGateway {
   readonly name = 'sandbox';
+  /** Where this network keeps its authorisations, charges and idempotency keys. */
+  readonly book: SandboxBook;
   private readonly latencyMs: number;
   private readonly jitterMs: number;
   private readonly random: () => number;
@@ -127,10 +113,6 @@ export class SandboxGateway implements PaymentGateway {
   private readonly now: () => number;
   private faultRates: SandboxFaults;
   private readonly injected = new Map<string, number>();
-  private readonly auths = new Map<string, Auth>();
-  private readonly chargeBook: SandboxCharge[] = [];
-  /** Idempotency: the first outcome under each key, with a fingerprint of the request it answered. */
-  private readonly byKey = new Map<string, { fingerprint: string; outcome: GatewayOutcome }>();
 
   constructor(opts: SandboxGatewayOptions = {}) {
     this.latencyMs = opts.latencyMs ?? 25;
@@ -139,6 +121,7 @@ export class SandboxGateway implements PaymentGateway {
     this.authTtlMs = opts.authTtlMs ?? 7 * 24 * 3600_000;
     this.now = opts.now ?? Date.now;
     this.faultRates = { failureRate: opts.failureRate ?? 0, timeoutRate: opts.timeoutRate ?? 0, timeoutMs: opts.timeoutMs ?? 1000 };
+    this.book = opts.book ?? new MemorySandboxBook();
   }
 
   /** The current fault rates. */
@@ -156,145 +139,91 @@ export class SandboxGateway implements PaymentGateway {
     for (const [name, n] of Object.entries(faults)) this.injected.set(name, (this.injected.get(name) ?? 0) + (n ?? 0));
   }
 
-  /** A snapshot of every authorisation, oldest first, with lapsed ones shown as `expired`. */
+  /**
+   * A snapshot of every authorisation, oldest first, with lapsed ones shown as `expired`. At once,
+   * so only for a book in memory (the default); {@link listAuthorizations} reads any book.
+   */
   authorizations(): SandboxAuthorization[] {
-    return [...this.auths.values()].map((a) => {
-      this.settle(a);
-      const { behaviour: _behaviour, ...record } = a;
-      return { ...record, metadata: { ...record.metadata } };
-    });
+    return this.memoryBook('authorizations').authorizationsNow(this.now());
   }
 
-  /** A snapshot of every direct charge, oldest first. */
+  /** A snapshot of every direct charge, oldest first (a book in memory only; {@link listCharges} reads any). */
   charges(): SandboxCharge[] {
-    return this.chargeBook.map((c) => ({ ...c, metadata: { ...c.metadata } }));
+    return this.memoryBook('charges').chargesNow();
+  }
+
+  /** Every authorisation in the book, oldest first, lapsed ones as `expired` (on Redis: a SCAN of the deployment's prefix). */
+  listAuthorizations(): Promise<SandboxAuthorization[]> {
+    return this.book.authorizations(this.now());
+  }
+
+  /** Every direct charge in the book, oldest first. */
+  listCharges(): Promise<SandboxCharge[]> {
+    return this.book.charges();
   }
 
   authorize(req: PaymentRequest): Promise<GatewayOutcome> {
     assertAmount(req.amountCents);
-    return this.run('authorize', req.idempotencyKey, req, () => {
-      const behaviour = cardBehaviour(req.paymentToken);
-      const createdAt = this.now();
-      const auth: Auth = {
-        ref: newRef('auth'),
-        amountCents: req.amountCents,
-        capturedCents: 0,
-        currency: req.currency,
-        status: behaviour === 'declined' ? 'declined' : 'authorized',
-        refundedCents: 0,
-        captures: 0,
-        voids: 0,
-        refunds: 0,
-        createdAt,
-        expiresAt: createdAt + this.authTtlMs,
-        metadata: { ...req.metadata },
-        behaviour,
-      };
-      this.auths.set(auth.ref, auth);
-      if (auth.status === 'declined') return { ok: false, reason: 'declined', message: 'Your card was declined' };
-      return { ok: true, ref: auth.ref, amountCents: auth.amountCents };
-    });
+    return this.run('authorize', req, () => this.opening('authorize', 'auth', req));
   }
 
   capture(req: CaptureRequest): Promise<GatewayOutcome> {
     assertAmount(req.amountCents);
-    return this.run('capture', req.idempotencyKey, req, () => {
-      const auth = this.open(req.ref);
-      if (!('ref' in auth)) return auth;
-      if (req.amountCents > auth.amountCents) {
-        throw new RangeError(`Cannot capture ${req.amountCents} of an authorisation of ${auth.amountCents}`);
-      }
-      if (auth.behaviour === 'insufficient_funds') {
-        // The hold fails at settlement; nothing stays held, so the authorisation ends here.
-        auth.status = 'declined';
-        return { ok: false, reason: 'insufficient_funds', message: 'Your card has insufficient funds' };
-      }
-      auth.status = 'captured';
-      auth.capturedCents = req.amountCents;
-      auth.captures += 1;
-      Object.assign(auth.metadata, req.metadata);
-      return { ok: true, ref: auth.ref, amountCents: req.amountCents };
-    });
+    return this.run('capture', req, () => ({ op: 'capture', ref: req.ref, amountCents: req.amountCents, metadata: { ...req.metadata }, now: this.now() }));
   }
 
   void(req: VoidRequest): Promise<GatewayOutcome> {
-    return this.run('void', req.idempotencyKey, req, () => {
-      const auth = this.open(req.ref);
-      if (!('ref' in auth)) return auth;
-      auth.status = 'voided';
-      auth.voids += 1;
-      return { ok: true, ref: auth.ref, amountCents: auth.amountCents };
-    });
+    return this.run('void', req, () => ({ op: 'void', ref: req.ref, now: this.now() }));
   }
 
   charge(req: PaymentRequest): Promise<GatewayOutcome> {
     assertAmount(req.amountCents);
-    return this.run('charge', req.idempotencyKey, req, () => {
-      const behaviour = cardBehaviour(req.paymentToken);
-      const record: SandboxCharge = {
-        ref: newRef('ch'),
-        amountCents: req.amountCents,
-        currency: req.currency,
-        status: behaviour === 'ok' ? 'succeeded' : 'declined',
-        refundedCents: 0,
-        createdAt: this.now(),
-        metadata: { ...req.metadata },
-      };
-      this.chargeBook.push(record);
-      if (behaviour === 'declined') return { ok: false, reason: 'declined', message: 'Your card was declined' };
-      if (behaviour === 'insufficient_funds') return { ok: false, reason: 'insufficient_funds', message: 'Your card has insufficient funds' };
-      return { ok: true, ref: record.ref, amountCents: record.amountCents };
-    });
+    return this.run('charge', req, () => this.opening('charge', 'ch', req));
   }
 
   refund(req: RefundRequest): Promise<GatewayOutcome> {
     assertAmount(req.amountCents);
-    return this.run('refund', req.idempotencyKey, req, () => {
-      const paid = this.refundable(req.ref);
-      if (!('ref' in paid)) return paid;
-      const left = paid.captured - paid.record.refundedCents;
-      if (req.amountCents > left) {
-        return { ok: false, reason: 'already_ended', message: `Only ${left} of ${paid.captured} captured on ${req.ref} is left to refund` };
-      }
-      paid.record.refundedCents += req.amountCents;
-      if (paid.record.refundedCents === paid.captured) paid.record.status = 'refunded';
-      if ('refunds' in paid.record) paid.record.refunds += 1;
-      return { ok: true, ref: newRef('re'), amountCents: req.amountCents };
-    });
+    return this.run('refund', req, () => ({ op: 'refund', ref: req.ref, amountCents: req.amountCents, refundRef: newRef('re') }));
   }
 
   async retrieve(ref: string): Promise<GatewayPayment | null> {
     await this.read('retrieve');
-    const auth = this.auths.get(ref);
-    if (auth) {
-      this.settle(auth);
-      const state = (
-        { authorized: 'authorized', captured: 'captured', refunded: 'refunded', voided: 'voided', expired: 'voided', declined: 'failed' } as const
-      )[auth.status];
-      return {
-        ref,
-        state,
-        amountCents: auth.amountCents,
-        capturedCents: auth.capturedCents,
-        refundedCents: auth.refundedCents,
-        metadata: { ...auth.metadata },
-      };
-    }
-    const charge = this.chargeBook.find((c) => c.ref === ref);
-    if (!charge) return null;
+    const found = await this.book.payment(ref, this.now());
+    if (!found) return null;
+    const { record } = found;
+    const captured = found.kind === 'authorization' ? found.record.capturedCents : found.record.status === 'declined' ? 0 : found.record.amountCents;
     return {
       ref,
-      state: charge.status === 'declined' ? 'failed' : charge.status === 'refunded' ? 'refunded' : 'captured',
-      amountCents: charge.amountCents,
-      capturedCents: charge.status === 'declined' ? 0 : charge.amountCents,
-      refundedCents: charge.refundedCents,
-      metadata: { ...charge.metadata },
+      state: PAYMENT_STATE[record.status],
+      amountCents: record.amountCents,
+      capturedCents: captured,
+      refundedCents: record.refundedCents,
+      metadata: { ...record.metadata },
     };
   }
 
   async lookup(idempotencyKey: string): Promise<GatewayOutcome | null> {
     await this.read('lookup');
-    return this.byKey.get(idempotencyKey)?.outcome ?? null;
+    return this.book.lookup(idempotencyKey);
+  }
+
+  private opening(op: 'authorize' | 'charge', refPrefix: string, req: PaymentRequest): SandboxStep {
+    const createdAt = this.now();
+    return {
+      op,
+      ref: newRef(refPrefix),
+      amountCents: req.amountCents,
+      currency: req.currency,
+      behaviour: cardBehaviour(req.paymentToken),
+      createdAt,
+      expiresAt: createdAt + this.authTtlMs,
+      metadata: { ...req.metadata },
+    };
+  }
+
+  private memoryBook(helper: string): MemorySandboxBook {
+    if (this.book instanceof MemorySandboxBook) return this.book;
+    throw new Error(`SandboxGateway.${helper}() reads a book in memory; this one is shared (await list${helper[0].toUpperCase()}${helper.slice(1)}())`);
   }
 
   /** A read is a network call too, so it can fail — but it changes nothing, so whatever the fault, nothing was done. */
@@ -304,55 +233,19 @@ export class SandboxGateway implements PaymentGateway {
     if (fault) await this.raise(fault);
   }
 
-  /** A captured authorisation or a succeeded charge, with what it took; or the refusal saying why there is nothing to refund. */
-  private refundable(ref: string): { ref: string; record: Auth | SandboxCharge; captured: number } | Extract<GatewayOutcome, { ok: false }> {
-    const auth = this.auths.get(ref);
-    if (auth) {
-      return auth.status === 'captured'
-        ? { ref, record: auth, captured: auth.capturedCents }
-        : { ok: false, reason: 'already_ended', message: `Authorisation ${ref} is ${auth.status}: nothing to refund` };
-    }
-    const charge = this.chargeBook.find((c) => c.ref === ref);
-    if (!charge) return { ok: false, reason: 'not_found', message: `No payment ${ref}` };
-    return charge.status === 'succeeded'
-      ? { ref, record: charge, captured: charge.amountCents }
-      : { ok: false, reason: 'already_ended', message: `Charge ${ref} is ${charge.status}: nothing to refund` };
-  }
-
-  /** The authorisation if it can still be captured or voided, or the refusal saying why not. */
-  private open(ref: string): Auth | Extract<GatewayOutcome, { ok: false }> {
-    const auth = this.auths.get(ref);
-    if (!auth) return { ok: false, reason: 'not_found', message: `No authorisation ${ref}` };
-    this.settle(auth);
-    if (auth.status === 'expired') return { ok: false, reason: 'expired', message: `Authorisation ${ref} has expired` };
-    if (auth.status !== 'authorized') return { ok: false, reason: 'already_ended', message: `Authorisation ${ref} is ${auth.status}` };
-    return auth;
-  }
-
-  /** Lapses are noticed lazily, when someone looks: no timers to leak in tests. */
-  private settle(auth: Auth): void {
-    if (auth.status === 'authorized' && this.now() >= auth.expiresAt) auth.status = 'expired';
-  }
-
   /**
-   * Latency, faults and idempotency around one operation. `perform` runs at most once per key;
-   * a fault "before" leaves the key unseen, so a retry performs it; a fault "after" has recorded
-   * the outcome, so a retry gets the same answer and moves no more money.
+   * Latency, faults and idempotency around one operation. The book applies the step at most once
+   * per key; a fault "before" leaves the key unseen, so a retry performs it; a fault "after" has
+   * recorded the outcome, so a retry gets the same answer and moves no more money.
    */
-  private async run(op: MoneyOp, key: string, req: object, perform: () => GatewayOutcome): Promise<GatewayOutcome> {
+  private async run(op: MoneyOp, req: { idempotencyKey: string }, step: () => SandboxStep): Promise<GatewayOutcome> {
     const fault = this.drawFault(op);
     await this.travel();
     if (fault && !fault.after) await this.raise(fault);
-    const { idempotencyKey: _key, ...params } = req as { idempotencyKey?: string };
-    const fingerprint = JSON.stringify([op, params]);
-    let seen = this.byKey.get(key);
-    if (seen && seen.fingerprint !== fingerprint) throw new IdempotencyKeyReusedError(key);
-    if (!seen) {
-      seen = { fingerprint, outcome: perform() };
-      this.byKey.set(key, seen);
-    }
+    const { idempotencyKey: key, ...params } = req;
+    const outcome = await this.book.apply(key, JSON.stringify([op, params]), step());
     if (fault) await this.raise(fault);
-    return seen.outcome;
+    return outcome;
   }
 
   private drawFault(op: GatewayOperation): Fault | null {

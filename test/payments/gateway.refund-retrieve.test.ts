@@ -7,9 +7,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GatewayUnavailableError, type GatewayOutcome } from '../../src/payments/gateway.js';
 import { PacedGateway } from '../../src/payments/pacing.js';
-import { SandboxGateway } from '../../src/payments/sandbox-gateway.js';
+import type { SandboxGateway } from '../../src/payments/sandbox-gateway.js';
 import { StripeGateway } from '../../src/payments/stripe-gateway.js';
 import { StripeStandIn } from '../support/stripe-stand-in.js';
+import { describeBooks } from '../support/sandbox-books.js';
 
 let n = 0;
 const key = (label: string) => `${label}-${++n}`;
@@ -18,8 +19,8 @@ const refOf = (o: GatewayOutcome) => {
   return o.ref;
 };
 
-describe('sandbox gateway: retrieve and refund', () => {
-  const fast = () => new SandboxGateway({ latencyMs: 0, jitterMs: 0, timeoutMs: 5 });
+describeBooks('sandbox gateway: retrieve and refund', (books) => {
+  const fast = () => books.gateway({ latencyMs: 0, jitterMs: 0, timeoutMs: 5 });
   const authorize = (gw: SandboxGateway, paymentToken = 'tok_visa', amountCents = 3000) =>
     gw.authorize({ idempotencyKey: key('auth'), paymentToken, amountCents, currency: 'eur', metadata: { payment: 'auth_1' } });
 
@@ -45,19 +46,19 @@ describe('sandbox gateway: retrieve and refund', () => {
     expect(await gw.retrieve(ref)).toMatchObject({ state: 'refunded', capturedCents: 2000, refundedCents: 2000 });
     // Nothing is left to give back.
     expect(await gw.refund({ idempotencyKey: key('refund'), ref, amountCents: 1 })).toMatchObject({ ok: false, reason: 'already_ended' });
-    expect(gw.authorizations()).toMatchObject([{ status: 'refunded', captures: 1, refunds: 2, refundedCents: 2000 }]);
+    expect(await gw.listAuthorizations()).toMatchObject([{ status: 'refunded', captures: 1, refunds: 2, refundedCents: 2000 }]);
   });
 
   it('retrieve: voided, lapsed and declined authorisations, a charge, and an unknown ref', async () => {
     let now = 1_000_000;
-    const gw = new SandboxGateway({ latencyMs: 0, jitterMs: 0, authTtlMs: 1000, now: () => now });
+    const gw = books.gateway({ latencyMs: 0, jitterMs: 0, authTtlMs: 1000, now: () => now });
     const voided = refOf(await authorize(gw));
     await gw.void({ idempotencyKey: key('void'), ref: voided });
     const lapsed = refOf(await authorize(gw));
     now += 2000;
     const declined = await authorize(gw, 'tok_chargeDeclined');
     expect(declined.ok).toBe(false);
-    const declinedRef = gw.authorizations().find((a) => a.status === 'declined')!.ref;
+    const declinedRef = (await gw.listAuthorizations()).find((a) => a.status === 'declined')!.ref;
     const charge = refOf(
       await gw.charge({ idempotencyKey: key('ch'), paymentToken: 'tok_visa', amountCents: 700, currency: 'eur', metadata: { order: 'o-2' } }),
     );
@@ -77,7 +78,7 @@ describe('sandbox gateway: retrieve and refund', () => {
 
     expect(await gw.refund({ idempotencyKey: key('refund'), ref: charge, amountCents: 700 })).toMatchObject({ ok: true, amountCents: 700 });
     expect(await gw.retrieve(charge)).toMatchObject({ state: 'refunded', refundedCents: 700 });
-    expect(gw.charges()).toMatchObject([{ status: 'refunded', refundedCents: 700 }]);
+    expect(await gw.listCharges()).toMatchObject([{ status: 'refunded', refundedCents: 700 }]);
   });
 
   it('a refund of money never captured is already_ended; of an unknown ref, not_found', async () => {
@@ -85,7 +86,7 @@ describe('sandbox gateway: retrieve and refund', () => {
     const ref = refOf(await authorize(gw));
     expect(await gw.refund({ idempotencyKey: key('refund'), ref, amountCents: 100 })).toMatchObject({ ok: false, reason: 'already_ended' });
     expect(await gw.refund({ idempotencyKey: key('refund'), ref: 'ch_sbx_nope', amountCents: 100 })).toMatchObject({ ok: false, reason: 'not_found' });
-    expect(gw.authorizations()).toMatchObject([{ status: 'authorized', refunds: 0 }]);
+    expect(await gw.listAuthorizations()).toMatchObject([{ status: 'authorized', refunds: 0 }]);
   });
 
   it('a refund whose reply is lost: lookup sees it, the retry with the same key replays it, money goes back once', async () => {
@@ -98,7 +99,7 @@ describe('sandbox gateway: retrieve and refund', () => {
     expect(await gw.lookup(refundKey)).toMatchObject({ ok: true, amountCents: 3000 });
     const again = await gw.refund({ idempotencyKey: refundKey, ref, amountCents: 3000 });
     expect(again).toEqual(await gw.lookup(refundKey));
-    expect(gw.authorizations()).toMatchObject([{ status: 'refunded', refunds: 1, refundedCents: 3000 }]);
+    expect(await gw.listAuthorizations()).toMatchObject([{ status: 'refunded', refunds: 1, refundedCents: 3000 }]);
 
     // A read can fail too; it changes nothing.
     gw.inject({ retrieveFailuresNext: 1 });

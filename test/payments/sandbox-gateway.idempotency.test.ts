@@ -1,8 +1,8 @@
-import { describe, expect, it } from 'vitest';
-import { SandboxGateway } from '../../src/payments/sandbox-gateway.js';
+import { expect, it } from 'vitest';
+import type { SandboxGatewayOptions } from '../../src/payments/sandbox-gateway.js';
 import { GatewayUnavailableError, IdempotencyKeyReusedError, type GatewayOutcome } from '../../src/payments/gateway.js';
+import { describeBooks } from '../support/sandbox-books.js';
 
-const fast = (opts: ConstructorParameters<typeof SandboxGateway>[0] = {}) => new SandboxGateway({ latencyMs: 0, jitterMs: 0, timeoutMs: 5, ...opts });
 const refOf = (o: GatewayOutcome) => {
   if (!o.ok) throw new Error(`expected ok, got ${o.reason}`);
   return o.ref;
@@ -31,14 +31,16 @@ function mulberry32(seed: number): () => number {
   };
 }
 
-describe('sandbox gateway: one answer per idempotency key', () => {
+describeBooks('sandbox gateway: one answer per idempotency key', (books) => {
+  const fast = (opts: SandboxGatewayOptions = {}) => books.gateway({ latencyMs: 0, jitterMs: 0, timeoutMs: 5, ...opts });
+
   it('the same authorise key twice makes one authorisation and returns the first outcome', async () => {
     const gw = fast();
     const req = { idempotencyKey: 'pre-auth:t1', paymentToken: 'tok_visa', amountCents: 1999, currency: 'eur' };
     const first = await gw.authorize(req);
     const second = await gw.authorize(req);
     expect(second).toEqual(first);
-    expect(gw.authorizations()).toHaveLength(1);
+    expect(await gw.listAuthorizations()).toHaveLength(1);
   });
 
   it('the same capture key twice captures once, and both answers are the success', async () => {
@@ -48,7 +50,7 @@ describe('sandbox gateway: one answer per idempotency key', () => {
     const [x, y] = await Promise.all([gw.capture(cap), gw.capture(cap)]);
     expect(x).toEqual({ ok: true, ref, amountCents: 1999 });
     expect(y).toEqual(x);
-    expect(gw.authorizations()).toMatchObject([{ captures: 1, status: 'captured' }]);
+    expect(await gw.listAuthorizations()).toMatchObject([{ captures: 1, status: 'captured' }]);
   });
 
   it('a declined answer is replayed too', async () => {
@@ -56,14 +58,14 @@ describe('sandbox gateway: one answer per idempotency key', () => {
     const req = { idempotencyKey: 'd1', paymentToken: 'tok_chargeDeclined', amountCents: 100, currency: 'eur' };
     expect(await gw.authorize(req)).toMatchObject({ ok: false, reason: 'declined' });
     expect(await gw.authorize({ ...req })).toMatchObject({ ok: false, reason: 'declined' });
-    expect(gw.authorizations()).toHaveLength(1);
+    expect(await gw.listAuthorizations()).toHaveLength(1);
   });
 
   it('reusing a key with other parameters is refused', async () => {
     const gw = fast();
     await gw.authorize({ idempotencyKey: 'k', paymentToken: 'tok_visa', amountCents: 100, currency: 'eur' });
     await expect(gw.authorize({ idempotencyKey: 'k', paymentToken: 'tok_visa', amountCents: 200, currency: 'eur' })).rejects.toThrow(IdempotencyKeyReusedError);
-    expect(gw.authorizations()).toHaveLength(1);
+    expect(await gw.listAuthorizations()).toHaveLength(1);
   });
 
   it('capture times out after succeeding; the retry with the same key captures exactly once', async () => {
@@ -73,10 +75,10 @@ describe('sandbox gateway: one answer per idempotency key', () => {
     const cap = { idempotencyKey: 'cap:o2', ref, amountCents: 1999 };
     await expect(gw.capture(cap)).rejects.toThrow(GatewayUnavailableError);
     // The money moved although the caller heard nothing; lookup and a retry both say so.
-    expect(gw.authorizations()).toMatchObject([{ status: 'captured', captures: 1 }]);
+    expect(await gw.listAuthorizations()).toMatchObject([{ status: 'captured', captures: 1 }]);
     expect(await gw.lookup('cap:o2')).toEqual({ ok: true, ref, amountCents: 1999 });
     expect(await gw.capture(cap)).toEqual({ ok: true, ref, amountCents: 1999 });
-    expect(gw.authorizations()).toMatchObject([{ captures: 1 }]);
+    expect(await gw.listAuthorizations()).toMatchObject([{ captures: 1 }]);
   });
 
   it('a failure before the processor leaves the key unseen: lookup is null and the retry performs it', async () => {
@@ -85,9 +87,9 @@ describe('sandbox gateway: one answer per idempotency key', () => {
     gw.inject({ voidFailuresNext: 1 });
     await expect(gw.void({ idempotencyKey: 'void:a3', ref })).rejects.toThrow(GatewayUnavailableError);
     expect(await gw.lookup('void:a3')).toBeNull();
-    expect(gw.authorizations()).toMatchObject([{ status: 'authorized' }]);
+    expect(await gw.listAuthorizations()).toMatchObject([{ status: 'authorized' }]);
     expect(await gw.void({ idempotencyKey: 'void:a3', ref })).toMatchObject({ ok: true });
-    expect(gw.authorizations()).toMatchObject([{ status: 'voided', voids: 1 }]);
+    expect(await gw.listAuthorizations()).toMatchObject([{ status: 'voided', voids: 1 }]);
   });
 
   it('faults can be switched on and off at runtime', async () => {
@@ -96,7 +98,7 @@ describe('sandbox gateway: one answer per idempotency key', () => {
     await expect(gw.charge({ idempotencyKey: 'c1', paymentToken: 'tok_visa', amountCents: 100, currency: 'eur' })).rejects.toThrow(GatewayUnavailableError);
     gw.faults = { failureRate: 0 };
     expect(await gw.charge({ idempotencyKey: 'c1', paymentToken: 'tok_visa', amountCents: 100, currency: 'eur' })).toMatchObject({ ok: true });
-    expect(gw.charges().filter((c) => c.status === 'succeeded')).toHaveLength(1);
+    expect((await gw.listCharges()).filter((c) => c.status === 'succeeded')).toHaveLength(1);
   });
 
   it('under a storm of lost answers, every authorisation ends and none is captured twice', async () => {
@@ -119,7 +121,7 @@ describe('sandbox gateway: one answer per idempotency key', () => {
       }),
     );
     expect(unanswered).toBeGreaterThan(100); // the storm really blew
-    const auths = gw.authorizations();
+    const auths = await gw.listAuthorizations();
     expect(auths).toHaveLength(200);
     expect(auths.filter((a) => a.status === 'authorized')).toEqual([]);
     expect(auths.filter((a) => a.captures > 1 || a.voids > 1 || a.captures + a.voids !== 1)).toEqual([]);
