@@ -33,9 +33,11 @@ export class PaymentRepository {
     opts: { batching?: boolean } = {},
   ) {
     const batching = opts.batching ?? true;
-    this.lookups = batching ? new Batcher((saleId, users) => this.liveAuthorizations(saleId, users)) : null;
-    this.inserts = batching ? new Batcher((_, batch) => this.insertBatch(batch)) : null;
-    this.transitions = batching ? new Batcher((_, batch) => this.transitionBatch(batch)) : null;
+    // PGlite runs each statement on this thread: batch what one turn of the event loop gathers.
+    const gather = { gatherTurn: db.kind === 'pglite' };
+    this.lookups = batching ? new Batcher((saleId, users) => this.liveAuthorizations(saleId, users), gather) : null;
+    this.inserts = batching ? new Batcher((_, batch) => this.insertBatch(batch), gather) : null;
+    this.transitions = batching ? new Batcher((_, batch) => this.transitionBatch(batch), gather) : null;
   }
 
   /** Inserts the payment as `pending`. */

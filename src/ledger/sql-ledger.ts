@@ -57,8 +57,10 @@ export class SqlLedger implements Ledger {
   ) {
     this.kind = db.kind;
     const batching = opts.batching ?? true;
-    this.reservations = batching ? new Batcher((_, batch) => this.reserveBatch(batch[0].saleId, batch[0].sku, batch)) : null;
-    this.confirmations = batching ? new Batcher((_, batch) => this.confirmBatch(batch)) : null;
+    // PGlite runs each statement on this thread: batch what one turn of the event loop gathers.
+    const gather = { gatherTurn: db.kind === 'pglite' };
+    this.reservations = batching ? new Batcher((_, batch) => this.reserveBatch(batch[0].saleId, batch[0].sku, batch), gather) : null;
+    this.confirmations = batching ? new Batcher((_, batch) => this.confirmBatch(batch), gather) : null;
     this.sales = new SaleRepository(db);
     this.payments = new PaymentRepository(db, { batching: opts.batching });
     this.outbox = new Outbox(db);
