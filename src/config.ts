@@ -4,6 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { isIP } from 'node:net';
+import { availableParallelism } from 'node:os';
 
 export interface Config {
   port: number;
@@ -55,6 +56,11 @@ export interface Config {
   /** Another siteverify endpoint (a regional one, or a stand-in in tests). */
   captchaVerifyUrl: string | null;
   logLevel: string;
+  /**
+   * Server processes of this node, sharing its port (`STAMPEDE_WORKERS`, `auto` = one per core);
+   * 1: one process, no primary. More than one needs Redis and PostgreSQL.
+   */
+  workers: number;
   /** Secrets demo mode made up, to say so in the log. */
   generatedSecrets: string[];
 }
@@ -67,6 +73,9 @@ export class ConfigError extends Error {
 }
 
 type Env = Record<string, string | undefined>;
+
+/** The values of the secrets demo mode made up, by variable name, for the workers of one node. */
+const madeUp = new WeakMap<Readonly<Config>, Record<string, string>>();
 
 const int = (env: Env, name: string, fallback: number, min: number, max: number): number => {
   const raw = env[name];
@@ -130,11 +139,29 @@ function trustProxy(raw: string | undefined): false | number | string[] {
   return entries;
 }
 
+/**
+ * `STAMPEDE_WORKERS`: a count, or `auto` (a process per core). Past one, the node's processes
+ * share a sale only through Redis and PostgreSQL: the embedded engine and PGlite live in one
+ * process's memory, so each worker would run a sale of its own.
+ */
+function workers(raw: string | undefined, sharedStack: boolean): number {
+  if (raw === undefined || raw === '') return 1;
+  const n = raw === 'auto' ? availableParallelism() : Number(raw);
+  if (!Number.isInteger(n) || n < 1 || n > 1024) throw new ConfigError(`STAMPEDE_WORKERS must be auto or an integer from 1 to 1024, got "${raw}"`);
+  if (n > 1 && !sharedStack) {
+    throw new ConfigError(
+      `STAMPEDE_WORKERS=${raw} (${n} processes) needs REDIS_URL (or REDIS_CLUSTER_NODES) and DATABASE_URL: the embedded engine and PGlite live in one process's memory, so each worker would run a sale of its own`,
+    );
+  }
+  return n;
+}
+
 /** Reads and validates the configuration. Throws ConfigError with a one-line reason. */
 export function loadConfig(env: Env = process.env): Readonly<Config> {
   const production = env.NODE_ENV === 'production';
   const demo = flag(env, 'STAMPEDE_DEMO', !production);
   const generatedSecrets: string[] = [];
+  const generatedValues: Record<string, string> = {};
   const secret = (name: string, minLength: number): string => {
     const value = env[name];
     if (value) {
@@ -143,7 +170,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     }
     if (production) throw new ConfigError(`${name} is required when NODE_ENV=production`);
     generatedSecrets.push(name);
-    return randomBytes(32).toString('base64url');
+    return (generatedValues[name] = randomBytes(32).toString('base64url'));
   };
 
   const gateway = env.STAMPEDE_PAYMENT_GATEWAY ?? 'sandbox';
@@ -162,14 +189,17 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
   const logLevel = env.LOG_LEVEL ?? 'info';
   if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(logLevel)) throw new ConfigError(`LOG_LEVEL is not a pino level: "${logLevel}"`);
 
+  const redisUrl = url(env, 'REDIS_URL', ['redis:', 'rediss:']);
+  const databaseUrl = url(env, 'DATABASE_URL', ['postgres:', 'postgresql:']);
+
   const config: Config = {
     port: int(env, 'PORT', 3000, 0, 65535),
     host: env.HOST || '0.0.0.0',
     production,
-    redisUrl: url(env, 'REDIS_URL', ['redis:', 'rediss:']),
+    redisUrl,
     redisClusterNodes: clusterNodes,
     redisPrefix,
-    databaseUrl: url(env, 'DATABASE_URL', ['postgres:', 'postgresql:']),
+    databaseUrl,
     dataDir: env.STAMPEDE_DATA_DIR || './data',
     adminToken: secret('STAMPEDE_ADMIN_TOKEN', 16),
     userJwtSecret: env.STAMPEDE_USER_JWT_PUBLIC_KEY && !env.STAMPEDE_USER_JWT_SECRET ? '' : secret('STAMPEDE_USER_JWT_SECRET', 32),
@@ -194,7 +224,22 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     captchaSecret: env.STAMPEDE_CAPTCHA_SECRET || null,
     captchaVerifyUrl: url(env, 'STAMPEDE_CAPTCHA_VERIFY_URL', ['http:', 'https:']),
     logLevel,
+    workers: workers(env.STAMPEDE_WORKERS, Boolean((redisUrl || clusterNodes.length) && databaseUrl)),
     generatedSecrets,
   };
-  return Object.freeze(config);
+  const frozen = Object.freeze(config);
+  madeUp.set(frozen, generatedValues);
+  return frozen;
+}
+
+/**
+ * The secrets `config` made up (demo mode), as environment variables: a worker started with them
+ * uses the same admin token, user-token secret and ticket secret as every other worker of the
+ * node, so each accepts what another issued.
+ */
+export function generatedSecretEnv(config: Readonly<Config>): Record<string, string> {
+  const values = madeUp.get(config);
+  const missing = config.generatedSecrets.filter((name) => !values?.[name]);
+  if (missing.length) throw new Error(`not the configuration loadConfig returned: the values of ${missing.join(', ')} are unknown`);
+  return Object.fromEntries(config.generatedSecrets.map((name) => [name, values![name]]));
 }

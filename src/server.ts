@@ -1,11 +1,14 @@
 /**
  * The process: read the configuration, open the engine and ledger, serve, and close gracefully
  * (finish requests in flight, end event streams so clients reconnect elsewhere, release leases).
+ * With `STAMPEDE_WORKERS` > 1 it is the primary of that many such processes (see cluster.ts).
  */
+import cluster from 'node:cluster';
 import closeWithGrace from 'close-with-grace';
 import pino from 'pino';
 import { buildApp } from './app.js';
-import { ConfigError, loadConfig } from './config.js';
+import { closeRequests, runPrimary, workerId } from './cluster.js';
+import { ConfigError, loadConfig, type Config } from './config.js';
 import { connectionCap } from './fd-limit.js';
 import { Runtime } from './runtime.js';
 import { seedDemoSale } from './sales/demo-sale.js';
@@ -21,20 +24,33 @@ async function main() {
     }
     throw err;
   }
-  const log = pino({ level: config.logLevel, base: { service: 'stampede' } });
-  if (config.generatedSecrets.length) {
-    log.warn({ secrets: config.generatedSecrets }, 'demo mode: made up secrets that were not configured (they change on every start)');
+  if (config.workers > 1 && cluster.isPrimary) {
+    const log = pino({ level: config.logLevel, base: { service: 'stampede', role: 'primary' } });
+    warnOfMadeUpSecrets(config, log);
+    runPrimary(config, log);
+    return;
   }
+  // One process, or one of the primary's workers (which make up no secrets: the primary did, said so, and passed them on).
+  const worker = workerId();
+  const requests = worker === null ? null : closeRequests();
+  const log = pino({ level: config.logLevel, base: worker === null ? { service: 'stampede' } : { service: 'stampede', worker } });
+  warnOfMadeUpSecrets(config, log);
   const runtime = await Runtime.create({ config, log });
   await runtime.start();
   const app = await buildApp(runtime, { logger: log });
+  // Each worker answers a scrape with its own numbers: the label says whose they are.
+  if (worker !== null) runtime.metrics.registry.setDefaultLabels({ worker: String(worker) });
 
-  if (config.demo) {
+  // The workers share one ledger: the first seeds the demo sale, not every one of them.
+  if (config.demo && (worker === null || worker === 1)) {
     const sale = await seedDemoSale(runtime);
     if (sale) log.info({ saleId: sale.id, startsAt: sale.startsAt }, 'demo sale created: it opens a minute from now');
   }
 
-  closeWithGrace({ delay: config.drainMs + 10_000 }, async ({ signal, err }) => {
+  // A worker's SIGTERM and SIGINT come through `requests` (one close however many arrive).
+  let requested: NodeJS.Signals | undefined;
+  const closer = closeWithGrace({ delay: config.drainMs + 10_000, skip: requests ? ['SIGTERM', 'SIGINT'] : [] }, async ({ err, ...out }) => {
+    const signal = out.signal ?? requested;
     if (err) log.error({ err }, 'closing after an error');
     else log.info({ signal, drainMs: config.drainMs }, 'closing: readiness now 503; draining, then finishing requests in flight');
     // First the balancer learns (readiness 503) while this node still serves; then streams are
@@ -44,6 +60,10 @@ async function main() {
     await app.close();
     await runtime.close();
   });
+  requests?.onClose((signal) => {
+    requested = signal;
+    void closer.close();
+  });
 
   const cap = connectionCap(config.maxConnections);
   if (cap !== null) app.server.maxConnections = cap;
@@ -51,10 +71,16 @@ async function main() {
   await app.listen({ port: config.port, host: config.host, backlog: 4096 });
   const local = `http://localhost:${(app.server.address() as { port: number }).port}`;
   log.info(
-    { engine: runtime.engine.kind, ledger: runtime.ledger.kind, maxConnections: cap },
+    { engine: runtime.engine.kind, ledger: runtime.ledger.kind, maxConnections: cap, pid: process.pid },
     `Stampede is up: shop ${local}/  admin ${local}/admin  API ${local}/docs/openapi.json`,
   );
   if (config.generatedSecrets.includes('STAMPEDE_ADMIN_TOKEN')) log.info(`demo admin token (this run only): ${config.adminToken}`);
+}
+
+function warnOfMadeUpSecrets(config: Readonly<Config>, log: pino.Logger) {
+  if (config.generatedSecrets.length) {
+    log.warn({ secrets: config.generatedSecrets }, 'demo mode: made up secrets that were not configured (they change on every start)');
+  }
 }
 
 main().catch((err) => {

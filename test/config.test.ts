@@ -5,10 +5,10 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from '../src/config.js';
+import { ConfigError, generatedSecretEnv, loadConfig } from '../src/config.js';
 import { connectionCap } from '../src/fd-limit.js';
 
 const SECRETS = {
@@ -79,6 +79,13 @@ describe('configuration', () => {
     ['STAMPEDE_TRUST_PROXY', '99', /STAMPEDE_TRUST_PROXY must be a hop count from 0 to 10/],
     ['STAMPEDE_METRICS_TOKEN', 'short', /STAMPEDE_METRICS_TOKEN must be at least 16 characters/],
     ['STAMPEDE_STREAMS_PER_ADDRESS', '-3', /STAMPEDE_STREAMS_PER_ADDRESS must be an integer/],
+    ['STAMPEDE_WORKERS', '0', /STAMPEDE_WORKERS must be auto or an integer from 1 to 1024, got "0"/],
+    ['STAMPEDE_WORKERS', 'all', /STAMPEDE_WORKERS must be auto or an integer from 1 to 1024/],
+    [
+      'STAMPEDE_WORKERS',
+      '2',
+      /^STAMPEDE_WORKERS=2 \(2 processes\) needs REDIS_URL .* and DATABASE_URL: the embedded engine and PGlite live in one process's memory/,
+    ],
   ])('%s=%s is refused with one line naming it', (name, value, message) => {
     let err: unknown;
     try {
@@ -89,6 +96,29 @@ describe('configuration', () => {
     expect(err).toBeInstanceOf(ConfigError);
     expect((err as Error).message).toMatch(message);
     expect((err as Error).message).not.toContain('\n');
+  });
+
+  it('STAMPEDE_WORKERS: one process by default; a count, or auto (a process per core), on Redis and PostgreSQL only', () => {
+    const shared = { REDIS_URL: 'redis://127.0.0.1:6379', DATABASE_URL: 'postgres://postgres@127.0.0.1/stampede' };
+    expect(loadConfig({}).workers).toBe(1);
+    expect(loadConfig({ STAMPEDE_WORKERS: '1' }).workers).toBe(1);
+    expect(loadConfig({ ...shared, STAMPEDE_WORKERS: '3' }).workers).toBe(3);
+    expect(loadConfig({ ...shared, STAMPEDE_WORKERS: 'auto' }).workers).toBe(availableParallelism());
+    expect(loadConfig({ REDIS_CLUSTER_NODES: '10.0.0.1:7000', DATABASE_URL: shared.DATABASE_URL, STAMPEDE_WORKERS: '2' }).workers).toBe(2);
+    // Half the shared stack is still one process's memory for the other half.
+    expect(() => loadConfig({ REDIS_URL: shared.REDIS_URL, STAMPEDE_WORKERS: '2' })).toThrow(/needs REDIS_URL .* and DATABASE_URL/);
+    expect(() => loadConfig({ DATABASE_URL: shared.DATABASE_URL, STAMPEDE_WORKERS: '2' })).toThrow(/needs REDIS_URL .* and DATABASE_URL/);
+  });
+
+  it('the made-up secrets, as the environment that gives a worker the same ones', () => {
+    const c = loadConfig({ STAMPEDE_ADMIN_TOKEN: SECRETS.STAMPEDE_ADMIN_TOKEN });
+    const env = generatedSecretEnv(c);
+    expect(env).toEqual({ STAMPEDE_USER_JWT_SECRET: c.userJwtSecret, STAMPEDE_TICKET_SECRET: c.ticketSecret });
+    const worker = loadConfig({ STAMPEDE_ADMIN_TOKEN: SECRETS.STAMPEDE_ADMIN_TOKEN, ...env });
+    expect([worker.userJwtSecret, worker.ticketSecret, worker.generatedSecrets]).toEqual([c.userJwtSecret, c.ticketSecret, []]);
+    expect(generatedSecretEnv(loadConfig(SECRETS))).toEqual({});
+    // A copy has lost the values: refused rather than handing workers secrets of their own.
+    expect(() => generatedSecretEnv({ ...c })).toThrow(/STAMPEDE_USER_JWT_SECRET, STAMPEDE_TICKET_SECRET/);
   });
 
   it('stripe needs its key', () => {
