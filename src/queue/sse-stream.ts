@@ -18,6 +18,16 @@ export interface StreamInit {
 
 export interface Stream extends StreamInit, HeapMember {
   closed: boolean;
+  /** The position this stream was last told, and when (Date.now()); 0 before the first. */
+  toldPosition?: number;
+  toldPositionAt?: number;
+}
+
+/** One message for many streams, written a slice at a time: the same bytes, or one per stream (null: nothing for it). */
+export interface FanOutJob {
+  targets: Stream[];
+  next: number;
+  message: string | ((stream: Stream) => string | null);
 }
 
 export interface SaleStreams {
@@ -32,6 +42,12 @@ export interface SaleStreams {
   lastPositionAt: number;
   positionTimer: NodeJS.Timeout | null;
   lastInventory: string;
+  lastInventoryAt: number;
+  inventoryTimer: NodeJS.Timeout | null;
+  /** Messages waiting to be written to every stream, in order; the first is being written. */
+  fanOut: FanOutJob[];
+  /** A turn of the event loop is booked to write the next slice. */
+  sliceScheduled: boolean;
 }
 
 export interface SseHubOptions {
