@@ -2,7 +2,7 @@
  * `npm run bench -- --connections 20000` (or `stampede capacity --connections N`): how many
  * waiting shoppers' event streams one node holds, what each costs it in memory (the node's
  * resident set and V8 heap before and after, divided by the streams), and how long a sold-out
- * takes to reach all of them. The node is a child process (`src/server.ts`, embedded engine by
+ * takes to reach all of them. The node is a child process (the compiled build, `dist/server.js`, embedded engine by
  * default); the streams are held by this process, spread over loopback source addresses so no
  * address runs out of ephemeral ports.
  */
@@ -67,7 +67,7 @@ export async function capacityMain(argv: string[]): Promise<number> {
   const secret = randomBytes(24).toString('hex');
   const dir = mkdtempSync(join(tmpdir(), 'stampede-capacity-'));
   const node = await serve(
-    'src/server.ts',
+    'dist/server.js',
     {
       STAMPEDE_DATA_DIR: dir,
       STAMPEDE_IP_RATE_LIMIT: '0',

@@ -3,7 +3,7 @@
  * tickets and idempotency keys), either for a duration or for exactly as many requests as the
  * list holds (when each item may be used once: solved proofs-of-work, purchases).
  */
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import autocannon from 'autocannon';
 
 export interface Item {
@@ -30,15 +30,39 @@ export interface Measured {
   loadCores: number;
 }
 
-/** A process's CPU time so far (user + system, every thread), in ms, from /proc; NaN where there is no /proc. */
+/**
+ * CPU time so far (user + system, every thread) of a process and its children (a node with
+ * STAMPEDE_WORKERS runs its work in child processes), in ms, from /proc; NaN where there is no /proc.
+ */
 function cpuMsOf(pid: number): number {
+  const stats = new Map<number, { ppid: number; ms: number }>();
   try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    // utime and stime are fields 14 and 15 of stat(5), counted from the state field (3) here.
-    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
+    for (const entry of readdirSync('/proc')) {
+      if (!/^\d+$/.test(entry)) continue;
+      try {
+        const fields = readFileSync(`/proc/${entry}/stat`, 'utf8').split(') ')[1]!.split(' ');
+        // Fields 4 (ppid), 14 and 15 (utime, stime) of stat(5), counted here from the state field (3).
+        stats.set(Number(entry), { ppid: Number(fields[1]), ms: ((Number(fields[11]) + Number(fields[12])) * 1000) / 100 });
+      } catch {
+        /* the process ended meanwhile */
+      }
+    }
   } catch {
     return NaN;
   }
+  if (!stats.has(pid)) return NaN;
+  let total = 0;
+  const tree = new Set([pid]);
+  for (let grew = true; grew;) {
+    grew = false;
+    for (const [p, st] of stats) {
+      if (tree.has(p) || !tree.has(st.ppid)) continue;
+      tree.add(p);
+      grew = true;
+    }
+  }
+  for (const p of tree) total += stats.get(p)!.ms;
+  return total;
 }
 
 export async function measure(
