@@ -35,6 +35,12 @@ const POSITION_STEP = 0.01;
 const POSITION_STALE_MS = 10_000;
 /** Streams written per turn of the event loop by one fan-out. */
 const FAN_OUT_SLICE = 1000;
+/**
+ * The same for sold_out, the message a waiting crowd is there for: a loaded node's turn can take
+ * hundreds of ms, so every extra turn shows in "sold out reached everyone" (~0.4 s of writes per
+ * 10,000 streams here, once).
+ */
+const SOLD_OUT_SLICE = 10_000;
 const KEEPALIVE_MS = 15_000;
 /** Drawn places looked up at once after the draw. */
 const RESOLVE_BATCH = 100;
@@ -333,16 +339,17 @@ export class SseHub {
     // sold_out says all that waiting positions and inventory would: those still queued, or half
     // written, are dropped, so the news is not kept waiting behind them.
     if (opts.supersede) s.fanOut.length = 0;
-    s.fanOut.push({ targets: [...s.all], next: 0, message });
+    const slice = opts.supersede ? (this.opts.soldOutSlice ?? SOLD_OUT_SLICE) : (this.opts.slice ?? FAN_OUT_SLICE);
+    s.fanOut.push({ targets: [...s.all], next: 0, message, slice });
     if (!s.sliceScheduled) this.writeSlice(s);
   }
 
   private writeSlice(s: SaleStreams): void {
     s.sliceScheduled = false;
-    let budget = FAN_OUT_SLICE;
+    let budget = s.fanOut[0]?.slice ?? 0;
     while (s.fanOut.length > 0 && budget > 0) {
       const job = s.fanOut[0];
-      const end = Math.min(job.targets.length, job.next + budget);
+      const end = Math.min(job.targets.length, job.next + Math.min(budget, job.slice));
       budget -= end - job.next;
       for (; job.next < end; job.next++) {
         const stream = job.targets[job.next];

@@ -28,6 +28,8 @@ export interface FanOutJob {
   targets: Stream[];
   next: number;
   message: string | ((stream: Stream) => string | null);
+  /** Streams written per turn of the event loop. */
+  slice: number;
 }
 
 export interface SaleStreams {
@@ -55,6 +57,9 @@ export interface SseHubOptions {
   streamsPerAddress?: number;
   /** Called with the number of open streams whenever it changes (a gauge). */
   onCount?: (n: number) => void;
+  /** Streams one fan-out writes per turn of the event loop (default 1,000), and for sold_out (default 10,000). */
+  slice?: number;
+  soldOutSlice?: number;
   /** A failure that is not a client's doing (the engine, resolving drawn places). */
   onError?: (err: unknown, saleId: string) => void;
 }

@@ -24,13 +24,17 @@ afterEach(async () => {
 });
 
 /** A server whose every request becomes a stream of the hub for `saleId`, user and place from the query. */
-async function harness(streams: Array<{ userId: string; place: number }>, saleOverrides: Parameters<typeof engineSale>[0] = {}) {
+async function harness(
+  streams: Array<{ userId: string; place: number }>,
+  saleOverrides: Parameters<typeof engineSale>[0] = {},
+  hubOptions: ConstructorParameters<typeof SseHub>[1] = {},
+) {
   const engine = new MemoryEngine();
   const sale = engineSale(saleOverrides);
   await engine.loadSale(freshLoad(sale));
   const monitor = new SaleMonitor(engine, new EngineClock(engine));
   await monitor.watch(sale.id);
-  const hub = new SseHub(monitor);
+  const hub = new SseHub(monitor, hubOptions);
   const writes = { count: 0 };
   const server = http.createServer((req, res) => {
     const q = new URL(req.url!, 'http://x').searchParams;
@@ -91,11 +95,13 @@ async function take(engine: MemoryEngine, saleId: string, i: number) {
   return engine.reserve(saleId, { userId, place, sku: 'phone', quantity: 1, idempotencyKey: `k${i}`, fingerprint: `f${i}`, holdId: `h${i}` });
 }
 
-it('inventory goes out at most once a second whatever the pace of sales; sold_out at once, to every stream, 1,000 per turn', async () => {
+it('inventory goes out at most once a second whatever the pace of sales; sold_out at once, to every stream, a slice per turn', async () => {
   const n = 1200;
+  // Slices smaller than the defaults (1,000 and 10,000), so a test's worth of sockets spans turns.
   const { engine, sale, monitor, clients, writes } = await harness(
     Array.from({ length: n }, (_, i) => ({ userId: `u${i}`, place: 100_000 + i })),
     { items: [{ sku: 'phone', quantity: 25, perUserLimit: 1, maxPerOrder: 1 }] },
+    { slice: 300, soldOutSlice: 1000 },
   );
   // 24 units sell over ~1.2 s, and the picture is read after each: 24 changes of inventory.
   const started = Date.now();
@@ -114,6 +120,7 @@ it('inventory goes out at most once a second whatever the pace of sales; sold_ou
   for (const c of clients) expect(c.events.filter((e) => e.event === 'inventory').at(-1)!.data.items).toEqual([{ sku: 'phone', remaining: 1 }]);
 
   // The last unit: sold_out is written to the first 1,000 streams in this turn, the rest in the next.
+  // (Inventory above went 300 per turn: had its fan-out still been queued, sold_out would have replaced it.)
   expect((await take(engine, sale.id, 99)).kind).toBe('held');
   const before = writes.count;
   await monitor.refresh(sale.id);
