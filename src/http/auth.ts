@@ -90,7 +90,8 @@ export class Auth {
     if (header.alg !== 'HS256') throw new Error('unexpected alg');
     const expected = createHmac('sha256', this.secret).update(`${parts[0]}.${parts[1]}`).digest();
     const given = Buffer.from(parts[2], 'base64url');
-    if (given.length !== expected.length || !timingSafeEqual(given, expected)) throw new Error('bad signature');
+    // Only the canonical spelling (lenient base64url would let one token come in endless spellings, each cached).
+    if (given.length !== expected.length || given.toString('base64url') !== parts[2] || !timingSafeEqual(given, expected)) throw new Error('bad signature');
     const payload = JSON.parse(Buffer.from(parts[1], 'base64url').toString());
     if (typeof payload.exp === 'number' && payload.exp <= now) throw new Error('expired');
     if (typeof payload.nbf === 'number' && payload.nbf > now + 60) throw new Error('not yet valid');

@@ -75,13 +75,17 @@ export class TicketSigner {
     const dot = token.indexOf('.');
     if (dot < 1) throw new StampedeError('TICKET_INVALID');
     const payload = token.slice(0, dot);
+    const macText = token.slice(dot + 1);
     let given: Buffer;
     try {
-      given = Buffer.from(token.slice(dot + 1), 'base64url');
+      given = Buffer.from(macText, 'base64url');
     } catch {
       throw new StampedeError('TICKET_INVALID');
     }
-    if (given.length !== MAC_BYTES) throw new StampedeError('TICKET_INVALID');
+    // Only the one spelling we write: base64url decoding skips stray characters and ignores the
+    // last character's spare bits, so one valid ticket would otherwise come in endless spellings,
+    // each a new entry of the verified-ticket cache (and a new rate-limit key).
+    if (given.length !== MAC_BYTES || given.toString('base64url') !== macText) throw new StampedeError('TICKET_INVALID');
     let shadow = false;
     if (!timingSafeEqual(given, this.mac(this.realKey, payload))) {
       if (!timingSafeEqual(given, this.mac(this.shadowKey, payload))) throw new StampedeError('TICKET_INVALID');

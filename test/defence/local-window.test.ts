@@ -51,6 +51,15 @@ describe('TicketSigner remembers verified tickets', () => {
     const [payload, mac] = ticket.split('.');
     const flipped = `${payload}.${mac.slice(0, -2)}${mac.at(-2) === 'A' ? 'B' : 'A'}${mac.at(-1)}`;
     expect(code(() => signer.verify(flipped, 's1', now))).toBe('TICKET_INVALID');
+    // Other spellings of the same MAC bytes (base64url decoding skips stray characters and the last
+    // character's spare bits) are refused: one ticket must not come in endless cache entries.
+    expect(code(() => signer.verify(`${ticket}😀😀`, 's1', now))).toBe('TICKET_INVALID');
+    expect(code(() => signer.verify(`${ticket}=`, 's1', now))).toBe('TICKET_INVALID');
+    const last = mac.at(-1)!;
+    const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+    const sameBits = [...alphabet].find((ch) => ch !== last && Buffer.from(`${mac.slice(0, -1)}${ch}`, 'base64url').equals(Buffer.from(mac, 'base64url')))!;
+    expect(sameBits).toBeDefined();
+    expect(code(() => signer.verify(`${payload}.${mac.slice(0, -1)}${sameBits}`, 's1', now))).toBe('TICKET_INVALID');
     expect(signer.verify(ticket, 's1', now).userId).toBe('u1');
   });
 

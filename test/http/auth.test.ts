@@ -28,3 +28,14 @@ it('accepts a valid token and refuses forged, expired, unsigned and other-algori
   expect(await code(auth.user(`Bearer ${swapped}`))).toBe('UNAUTHENTICATED');
   expect(await code(auth.user(undefined))).toBe('UNAUTHENTICATED');
 });
+
+it('refuses other spellings of a valid signature, so one token cannot fill the verified-token cache', async () => {
+  const now = Math.floor(Date.now() / 1000);
+  const valid = await sign({ sub: 'carol', exp: now + 60 });
+  expect(await auth.user(`Bearer ${valid}`)).toBe('carol');
+  // base64url decoding skips characters outside its alphabet: these decode to the same signature bytes.
+  expect(await code(auth.user(`Bearer ${valid}😀`))).toBe('UNAUTHENTICATED');
+  expect(await code(auth.user(`Bearer ${valid}=`))).toBe('UNAUTHENTICATED');
+  expect(auth.knownUser(`Bearer ${valid}😀`)).toBeUndefined();
+  expect(auth.knownUser(`Bearer ${valid}`)).toBe('carol');
+});
