@@ -59,7 +59,9 @@ export class SseHub {
     private readonly opts: SseHubOptions = {},
   ) {
     monitor.on('change', (live, kinds) => this.onChange(live, kinds));
-    this.keepalive = setInterval(() => this.broadcastAll(':\n\n'), KEEPALIVE_MS);
+    this.keepalive = setInterval(() => {
+      for (const s of this.sales.values()) this.fan(s, 'keepalive', ':\n\n');
+    }, KEEPALIVE_MS);
     this.keepalive.unref();
   }
 
@@ -222,7 +224,11 @@ export class SseHub {
         for (const stream of [...s.all]) this.drop(stream, msg);
         return;
       }
-      this.fan(s, msg, { supersede: true });
+      // Positions and inventory still to come would contradict it: their timers go too.
+      if (s.positionTimer) clearTimeout(s.positionTimer);
+      if (s.inventoryTimer) clearTimeout(s.inventoryTimer);
+      s.positionTimer = s.inventoryTimer = null;
+      this.fan(s, 'final', msg);
       return;
     }
     if (kinds.has('inventory') || kinds.has('status')) this.scheduleInventory(s, live.saleId);
@@ -284,14 +290,14 @@ export class SseHub {
     s.inventoryTimer = setTimeout(() => {
       s.inventoryTimer = null;
       const live = this.monitor.get(saleId);
-      if (!live || this.sales.get(saleId) !== s) return;
+      if (!live || this.sales.get(saleId) !== s || live.status === 'sold_out') return;
       const status = live.status;
       const items = Object.entries(live.snapshot.remaining).map(([sku, remaining]) => ({ sku, remaining }));
-      const msg = sseMessage('inventory', { items, sold_out: status === 'sold_out', sale_status: status });
+      const msg = sseMessage('inventory', { items, sold_out: false, sale_status: status });
       if (msg === s.lastInventory) return;
       s.lastInventory = msg;
       s.lastInventoryAt = Date.now();
-      this.broadcast(s, msg);
+      this.fan(s, 'inventory', msg);
     }, wait);
     s.inventoryTimer.unref();
   }
@@ -304,12 +310,12 @@ export class SseHub {
       s.positionTimer = null;
       s.lastPositionAt = Date.now();
       const live = this.monitor.get(saleId);
-      if (!live || this.sales.get(saleId) !== s) return;
+      if (!live || this.sales.get(saleId) !== s || live.status === 'sold_out') return;
       const { watermark, entered } = live.snapshot;
       const rate = live.drainPerSec;
       const now = Date.now();
       // Each stream's line is made when its turn comes (it may have been admitted meanwhile).
-      this.fan(s, (stream) => {
+      this.fan(s, 'position', (stream) => {
         if (stream.admitted || stream.place === 0) return null;
         const position = Math.max(1, stream.place - watermark);
         const told = stream.toldPosition ?? 0;
@@ -322,46 +328,50 @@ export class SseHub {
     s.positionTimer.unref();
   }
 
-  private broadcast(s: SaleStreams, msg: string): void {
-    this.fan(s, msg);
-  }
-
-  private broadcastAll(msg: string): void {
-    for (const s of this.sales.values()) this.broadcast(s, msg);
-  }
-
   /**
    * Queues a message for every stream open now, and writes it a slice per turn of the event
    * loop; fan-outs of one sale run one after another, so each stream hears them in order. A
-   * stream that opens meanwhile got the current state as its first message.
+   * stream that opens meanwhile got the current state as its first message. At most one job of
+   * a kind waits behind the one being written (the newer replaces it), so a node slower than the
+   * pictures it is sent never builds a backlog; sold_out and ended ('final') replace everything.
    */
-  private fan(s: SaleStreams, message: FanOutJob['message'], opts: { supersede?: boolean } = {}): void {
-    // sold_out says all that waiting positions and inventory would: those still queued, or half
-    // written, are dropped, so the news is not kept waiting behind them.
-    if (opts.supersede) s.fanOut.length = 0;
-    const slice = opts.supersede ? (this.opts.soldOutSlice ?? SOLD_OUT_SLICE) : (this.opts.slice ?? FAN_OUT_SLICE);
-    s.fanOut.push({ targets: [...s.all], next: 0, message, slice });
+  private fan(s: SaleStreams, kind: FanOutJob['kind'], message: FanOutJob['message']): void {
+    const slice = kind === 'final' ? (this.opts.soldOutSlice ?? SOLD_OUT_SLICE) : (this.opts.slice ?? FAN_OUT_SLICE);
+    const job: FanOutJob = { kind, targets: [...s.all], next: 0, message, slice };
+    if (kind === 'final') s.fanOut.length = 0;
+    // A job of this kind not yet begun is stale: this one takes its place in the line.
+    const waiting = s.fanOut.findIndex((j) => j.kind === kind && j.next === 0);
+    if (waiting >= 0) s.fanOut[waiting] = job;
+    else s.fanOut.push(job);
     if (!s.sliceScheduled) this.writeSlice(s);
   }
 
+  /** Writes up to a slice of streams (skipping closed ones and those with nothing to hear costs a tenth). */
   private writeSlice(s: SaleStreams): void {
     s.sliceScheduled = false;
-    let budget = s.fanOut[0]?.slice ?? 0;
-    while (s.fanOut.length > 0 && budget > 0) {
-      const job = s.fanOut[0];
-      const end = Math.min(job.targets.length, job.next + Math.min(budget, job.slice));
-      budget -= end - job.next;
-      for (; job.next < end; job.next++) {
-        const stream = job.targets[job.next];
-        if (stream.closed) continue;
-        const msg = typeof job.message === 'string' ? job.message : job.message(stream);
-        if (msg !== null) this.send(stream, msg);
+    let budget = (s.fanOut[0]?.slice ?? 0) * 10;
+    try {
+      while (s.fanOut.length > 0 && budget > 0) {
+        const job = s.fanOut[0];
+        let writes = 0;
+        for (; job.next < job.targets.length && writes < job.slice && budget > 0; job.next++) {
+          const stream = job.targets[job.next];
+          budget--;
+          if (stream.closed) continue;
+          const msg = typeof job.message === 'string' ? job.message : job.message(stream);
+          if (msg === null) continue;
+          this.send(stream, msg);
+          writes++;
+          budget -= 9;
+        }
+        if (job.next >= job.targets.length) s.fanOut.shift();
+        else break;
       }
-      if (job.next >= job.targets.length) s.fanOut.shift();
-    }
-    if (s.fanOut.length > 0) {
-      s.sliceScheduled = true;
-      setImmediate(() => this.writeSlice(s));
+    } finally {
+      if (s.fanOut.length > 0) {
+        s.sliceScheduled = true;
+        setImmediate(() => this.writeSlice(s));
+      }
     }
   }
 }

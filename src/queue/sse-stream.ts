@@ -25,6 +25,8 @@ export interface Stream extends StreamInit, HeapMember {
 
 /** One message for many streams, written a slice at a time: the same bytes, or one per stream (null: nothing for it). */
 export interface FanOutJob {
+  /** At most one job of a kind waits behind the one being written: a newer picture replaces it. */
+  kind: 'inventory' | 'position' | 'keepalive' | 'final';
   targets: Stream[];
   next: number;
   message: string | ((stream: Stream) => string | null);

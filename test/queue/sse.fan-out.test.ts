@@ -130,6 +130,28 @@ it('inventory goes out at most once a second whatever the pace of sales; sold_ou
   const deadline = Date.now() + 10_000;
   while (clients.some((c) => !c.events.some((e) => e.event === 'sold_out')) && Date.now() < deadline) await sleep(20);
   expect(clients.filter((c) => c.events.some((e) => e.event === 'sold_out')).length).toBe(n);
+  // Nothing that contradicts it comes after: the inventory (and position) timers went with it.
+  await sleep(1500);
+  for (const c of clients) expect(c.events.at(-1)!.event).toBe('sold_out');
+});
+
+it('a node slower than the pictures it is sent keeps one fan-out of a kind waiting, the newest: no backlog', async () => {
+  const n = 1200;
+  const { sale, hub, clients } = await harness(
+    Array.from({ length: n }, (_, i) => ({ userId: `u${i}`, place: 100_000 + i })),
+    {},
+    { slice: 100 },
+  );
+  // Reaching inside: fifty inventory pictures in one turn, as a node whose turns are long would queue them.
+  const internals = hub as unknown as { fan(s: unknown, kind: string, msg: string): void; sales: Map<string, { fanOut: unknown[] }> };
+  const streams = internals.sales.get(sale.id)!;
+  for (let i = 1; i <= 50; i++) internals.fan(streams, 'inventory', `event: inventory\ndata: {"n":${i}}\n\n`);
+  expect(streams.fanOut.length).toBe(2);
+  const deadline = Date.now() + 10_000;
+  while (clients.some((c) => c.events.filter((e) => e.event === 'inventory').length < 2) && Date.now() < deadline) await sleep(20);
+  await sleep(200);
+  // Every stream heard the first (being written when the rest came) and the last, and nothing between.
+  for (const c of clients) expect(c.events.filter((e) => e.event === 'inventory').map((e) => e.data.n)).toEqual([1, 50]);
 });
 
 it('a waiting stream hears its position when it moved by 1 % or more: every step near the front, none for a small move at the back', async () => {
