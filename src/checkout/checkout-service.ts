@@ -61,7 +61,7 @@ export function orderView(o: Order): OrderView {
 
 /** The answer every loser gets: 409 `{status: 'sold_out', error: {code: 'SOLD_OUT'}}`. */
 /** One refusal for every loser: it carries no stack and its body is serialised once. */
-const SOLD_OUT = new StampedeError('SOLD_OUT', undefined, { extra: { status: 'sold_out' } });
+const SOLD_OUT = new StampedeError('SOLD_OUT', undefined, { extra: Object.freeze({ status: 'sold_out' }) });
 export const soldOut = () => SOLD_OUT;
 
 export class CheckoutService {

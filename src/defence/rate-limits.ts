@@ -78,7 +78,7 @@ export class LocalWindow {
   }
 
   /** Spends one point of `key`; returns 0, or the ms until the key's window ends when it has none left. */
-  take(key: string, now = Date.now()): number {
+  take(key: string, now = performance.now()): number {
     if (now >= this.rotateAt) {
       // Everything in `older` began more than a window ago: all of it has ended.
       this.older = this.current;
@@ -138,7 +138,8 @@ export class RateLimits {
     if (this.shared) throw new Error('shared rate limits are spent with consume()');
     const windows = this.local.get(bucket);
     if (!windows) return;
-    const now = Date.now();
+    // Monotonic: a wall clock stepped back would block every key counted for as long as the step.
+    const now = performance.now();
     // Shortest window first, stopping at the first refusal (see consume).
     for (const w of windows) {
       const waitMs = w.take(key, now);

@@ -83,7 +83,11 @@ export const checkoutRoutes: FastifyPluginAsyncTypebox = async (app) => {
         };
         const known = runtime.auth.knownUser(req.headers.authorization);
         if (known !== undefined) refuse(known);
-        else runtime.auth.user(req.headers.authorization).then(refuse, done);
+        else
+          runtime.auth
+            .user(req.headers.authorization)
+            .then(refuse, done)
+            .catch((err: unknown) => req.log.error({ err }, 'sold-out refusal failed'));
       },
     },
     async (req, reply) => {
