@@ -14,8 +14,9 @@
  *   - a waiting stream hears a new position when it moved by 1 % or more, or every 10 s: the
  *     front of the line sees every step, the back of a 100,000-strong line is not told 199,000
  *     times a second that it moved by 0.2 %;
- *   - a message for every stream is written 1,000 streams per turn of the event loop, messages
- *     in order (one fan-out at a time per sale), so requests and new connections get their turn.
+ *   - a message for every stream is written 1,000 streams per turn of the event loop (sold_out
+ *     10,000), messages in order (one fan-out at a time per sale, at most one more of each kind
+ *     waiting, the newest), so requests and new connections get their turn.
  *
  * A client may vanish at any moment — before its stream is registered, in the middle of a
  * broadcast, while the sale is being cancelled. A stream that ended, for whatever reason, is
@@ -228,6 +229,8 @@ export class SseHub {
       if (s.positionTimer) clearTimeout(s.positionTimer);
       if (s.inventoryTimer) clearTimeout(s.inventoryTimer);
       s.positionTimer = s.inventoryTimer = null;
+      // What streams last heard is sold_out: should units come back, the next inventory goes out.
+      s.lastInventory = '';
       this.fan(s, 'final', msg);
       return;
     }
