@@ -9,6 +9,7 @@ import { connect } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { adminHeaders, admitEveryone, createSale, describeStacks, enter, openStack, recordingLogger, userToken, type Stack } from '../support/stack.js';
+import { sseReader } from '../support/sse.js';
 
 const SHOPPERS = 150;
 
@@ -24,14 +25,10 @@ function hold(port: number, path: string): Held {
   held.done = new Promise((resolve) => {
     held.req = http.get({ host: '127.0.0.1', port, path, agent: false }, (res) => {
       res.setEncoding('utf8');
-      let buf = '';
-      res.on('data', (chunk: string) => {
-        buf += chunk;
-        for (let i; (i = buf.indexOf('\n\n')) >= 0; buf = buf.slice(i + 2)) {
-          const event = /^event: (.*)$/m.exec(buf.slice(0, i))?.[1];
-          if (event) held.events.push(event);
-        }
-      });
+      res.on(
+        'data',
+        sseReader((e) => held.events.push(e.event)),
+      );
       res.on('end', () => resolve());
       res.on('error', () => resolve());
     });

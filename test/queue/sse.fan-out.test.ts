@@ -12,9 +12,10 @@ import { EngineClock } from '../../src/engine/engine-clock.js';
 import { SaleMonitor } from '../../src/queue/sale-monitor.js';
 import { SseHub } from '../../src/queue/sse-hub.js';
 import { engineSale, enterAndAdmit, freshLoad, sleep } from '../support/sales.js';
+import { sseReader, type SseEvent } from '../support/sse.js';
 
 interface Client {
-  events: Array<{ event: string; data: any; at: number }>;
+  events: SseEvent[];
   req: http.ClientRequest;
 }
 
@@ -65,15 +66,9 @@ async function harness(
               const c = { events: [] } as unknown as Client;
               c.req = http.get({ host: '127.0.0.1', port, path: `/?u=${userId}&p=${place}`, agent: false }, (res) => {
                 res.setEncoding('utf8');
-                let buf = '';
+                const read = sseReader((e) => c.events.push(e));
                 res.on('data', (chunk: string) => {
-                  buf += chunk;
-                  for (let j; (j = buf.indexOf('\n\n')) >= 0; buf = buf.slice(j + 2)) {
-                    const block = buf.slice(0, j);
-                    const event = /^event: (.*)$/m.exec(block)?.[1];
-                    const data = /^data: (.*)$/m.exec(block)?.[1];
-                    if (event) c.events.push({ event, data: data ? JSON.parse(data) : null, at: Date.now() });
-                  }
+                  read(chunk);
                   resolve(c);
                 });
               });

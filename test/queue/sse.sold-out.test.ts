@@ -3,6 +3,7 @@ import http from 'node:http';
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { admitEveryone, createSale, describeStacks, enter, openStack, userToken, type Stack } from '../support/stack.js';
+import { sseReader } from '../support/sse.js';
 
 const STREAMS = 2000;
 
@@ -16,18 +17,10 @@ function listen(port: number, path: string, agent: http.Agent): Promise<Listener
     const l: Listener = { events: [], req: null as never };
     l.req = http.get({ host: '127.0.0.1', port, path, agent }, (res) => {
       if (res.statusCode !== 200) return reject(new Error(`stream answered ${res.statusCode}`));
-      let buf = '';
       res.setEncoding('utf8');
+      const read = sseReader((e) => l.events.push(e));
       res.on('data', (chunk: string) => {
-        buf += chunk;
-        let i;
-        while ((i = buf.indexOf('\n\n')) >= 0) {
-          const block = buf.slice(0, i);
-          buf = buf.slice(i + 2);
-          const event = /^event: (.*)$/m.exec(block)?.[1];
-          const data = /^data: (.*)$/m.exec(block)?.[1];
-          if (event) l.events.push({ event, data: data ? JSON.parse(data) : null, at: Date.now() });
-        }
+        read(chunk);
         if (l.events.length === 1) resolve(l);
       });
     });

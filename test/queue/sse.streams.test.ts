@@ -11,6 +11,7 @@ import { EngineClock } from '../../src/engine/engine-clock.js';
 import { SaleMonitor } from '../../src/queue/sale-monitor.js';
 import { SseHub } from '../../src/queue/sse-hub.js';
 import { engineSale, freshLoad } from '../support/sales.js';
+import { sseReader } from '../support/sse.js';
 import { createSale, describeStacks, enter, openStack, userToken, type Stack } from '../support/stack.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -32,15 +33,9 @@ function open(port: number, path: string): Promise<Client> {
     c.req = http.get({ host: '127.0.0.1', port, path, agent: false }, (res) => {
       c.status = res.statusCode!;
       res.setEncoding('utf8');
-      let buf = '';
+      const read = sseReader((e) => c.events.push(e));
       res.on('data', (chunk: string) => {
-        buf += chunk;
-        for (let i; (i = buf.indexOf('\n\n')) >= 0; buf = buf.slice(i + 2)) {
-          const block = buf.slice(0, i);
-          const event = /^event: (.*)$/m.exec(block)?.[1];
-          const data = /^data: (.*)$/m.exec(block)?.[1];
-          if (event) c.events.push({ event, data: data ? JSON.parse(data) : null });
-        }
+        read(chunk);
         resolve(c);
       });
       res.on('end', () => {
