@@ -53,9 +53,13 @@ export class Auth {
    */
   knownUser(header: string | undefined): string | undefined {
     const token = bearer(header);
-    if (!token) return undefined;
+    return token ? this.remembered(token, Math.floor(Date.now() / 1000)) : undefined;
+  }
+
+  /** The user of a token verified before, while it has not expired at `now` (seconds). */
+  private remembered(token: string, now: number): string | undefined {
     const hit = this.verified.get(token) ?? this.previous.get(token);
-    return hit && hit.exp > Math.floor(Date.now() / 1000) ? hit.sub : undefined;
+    return hit && hit.exp > now ? hit.sub : undefined;
   }
 
   /** The user id (`sub`) of a valid user token. Throws UNAUTHENTICATED. */
@@ -63,8 +67,8 @@ export class Auth {
     const token = bearer(header);
     if (!token) throw new StampedeError('UNAUTHENTICATED');
     const now = Math.floor(Date.now() / 1000);
-    const hit = this.verified.get(token) ?? this.previous.get(token);
-    if (hit && hit.exp > now) return hit.sub;
+    const known = this.remembered(token, now);
+    if (known !== undefined) return known;
     try {
       const payload = this.publicKey ? (await jwtVerify(token, this.publicKey)).payload : this.verifyHs256(token, now);
       if (typeof payload.sub !== 'string' || !payload.sub) throw new Error('no sub');
