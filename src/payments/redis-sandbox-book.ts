@@ -19,7 +19,7 @@
  */
 import { createHash } from 'node:crypto';
 import { Cluster, type Redis } from 'ioredis';
-import { loadScripts, luaRefusals } from '../engine/redis/script-loader.js';
+import { defineScripts, loadScripts, luaRefusals, type ScriptReply, type ScriptRunner } from '../engine/redis/script-loader.js';
 import { GatewayUnavailableError, IdempotencyKeyReusedError, type GatewayOutcome, type RefusalReason } from './gateway.js';
 import {
   openingOutcome,
@@ -38,8 +38,6 @@ type ScriptName = keyof typeof SCRIPT_KEYS;
 /** What a script answers instead of a recorded answer when the caller is at fault. */
 const REFUSAL = { OVER_CAPTURE: -1 } as const;
 const scripts = loadScripts(new URL('../engine/redis/lua/sandbox/', import.meta.url), SCRIPT_KEYS, { 'includes/refusals': luaRefusals(REFUSAL) });
-const commandName = (name: ScriptName) => `stampede_${scripts.get(name)!.version}_sandbox_${name}`;
-type ScriptCall = (...args: string[]) => Promise<string | number | null>;
 
 /** A week and a day: an authorisation lapses after 7 days, and its record still says so for a day. */
 export const SANDBOX_RECORD_TTL_MS = 8 * 24 * 3600_000;
@@ -87,6 +85,7 @@ export class RedisSandboxBook implements SandboxBook {
   readonly keys: SandboxKeys;
   private readonly ttl: string;
   private readonly maxListed: number;
+  private readonly run: ScriptRunner<ScriptName>;
 
   /** On a client of the engine's (connected); the book never closes it. */
   constructor(
@@ -96,9 +95,7 @@ export class RedisSandboxBook implements SandboxBook {
     this.keys = new SandboxKeys(opts.prefix);
     this.ttl = String(Math.ceil(opts.ttlMs ?? SANDBOX_RECORD_TTL_MS));
     this.maxListed = opts.maxListed ?? 100_000;
-    for (const script of scripts.values()) {
-      client.defineCommand(commandName(script.name), { lua: script.lua, numberOfKeys: script.numberOfKeys });
-    }
+    this.run = defineScripts(client, scripts, 'sandbox_');
   }
 
   async apply(key: string, fingerprint: string, step: SandboxStep): Promise<GatewayOutcome> {
@@ -143,7 +140,7 @@ export class RedisSandboxBook implements SandboxBook {
     return (await this.list(Date.now())).flatMap((r) => (r.kind === 'charge' ? [r.record] : []));
   }
 
-  private perform(step: SandboxStep, key: string): Promise<string | number | null> {
+  private perform(step: SandboxStep, key: string): Promise<ScriptReply> {
     const keys = [this.keys.payment(step.ref), this.keys.answers(step.ref)];
     const head = [key, this.ttl, step.ref];
     switch (step.op) {
@@ -191,11 +188,6 @@ export class RedisSandboxBook implements SandboxBook {
     return found
       .sort((a, b) => a.seq.length - b.seq.length || (a.seq < b.seq ? -1 : a.seq > b.seq ? 1 : a.record.record.ref < b.record.record.ref ? -1 : 1))
       .map((f) => f.record);
-  }
-
-  private run(name: ScriptName, keys: string[], args: string[]): Promise<string | number | null> {
-    const call = (this.client as unknown as Record<string, ScriptCall>)[commandName(name)];
-    return call.call(this.client, ...keys, ...args);
   }
 }
 

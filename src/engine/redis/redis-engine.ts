@@ -21,7 +21,7 @@ import type {
 import { Refusal, refusalError } from '../engine-refusals.js';
 import { initialState } from '../initial-state.js';
 import { EngineKeys } from './keys.js';
-import { loadScripts, luaRefusals } from './script-loader.js';
+import { defineScripts, loadScripts, luaRefusals, type ScriptReply, type ScriptRunner } from './script-loader.js';
 
 /**
  * The engine's scripts and the number of keys each takes (checked against the `-N` of its file
@@ -47,8 +47,6 @@ const SCRIPT_KEYS = {
 } as const;
 type ScriptName = keyof typeof SCRIPT_KEYS;
 const scripts = loadScripts(new URL('./lua/', import.meta.url), SCRIPT_KEYS, { 'includes/refusals': luaRefusals(Refusal) });
-type ScriptReply = number | string | null | ScriptReply[];
-type ScriptCall = (...args: Array<string | number>) => Promise<ScriptReply>;
 
 export interface RedisEngineOptions {
   /** First part of every key (default `stampede`). */
@@ -160,6 +158,7 @@ export class RedisEngine implements Engine {
   readonly kind = 'redis' as const;
   readonly keys: EngineKeys;
   private readonly ownsClient: boolean;
+  private readonly runScript: ScriptRunner<ScriptName>;
 
   constructor(
     readonly client: Redis | Cluster,
@@ -167,9 +166,7 @@ export class RedisEngine implements Engine {
   ) {
     this.keys = new EngineKeys(opts.prefix);
     this.ownsClient = opts.ownsClient ?? false;
-    for (const script of scripts.values()) {
-      client.defineCommand(commandName(script.name), { lua: script.lua, numberOfKeys: script.numberOfKeys });
-    }
+    this.runScript = defineScripts(client, scripts);
   }
 
   /** An engine on a client of its own (connected and ready), closed with the engine. */
@@ -354,14 +351,11 @@ export class RedisEngine implements Engine {
   /** Runs a script; a negative integer answer is a refusal and is thrown as one. */
   private async run(name: ScriptName, keys: string[], args: Array<string | number>): Promise<ScriptReply> {
     if (keys.length !== SCRIPT_KEYS[name]) throw new Error(`engine script ${name} takes ${SCRIPT_KEYS[name]} keys, given ${keys.length}`);
-    const call = (this.client as unknown as Record<string, ScriptCall>)[commandName(name)];
-    const reply = await call.call(this.client, ...keys, ...args.map(String));
+    const reply = await this.runScript(name, keys, args);
     if (typeof reply === 'number' && reply < 0) throw refusalError(reply);
     return reply;
   }
 }
-
-const commandName = (name: ScriptName) => `stampede_${scripts.get(name)!.version}_${name}`;
 
 /** A score bound for ZRANGEBYSCORE (Redis spells infinity `inf`). */
 const score = (n: number) => (n === Infinity ? '+inf' : n === -Infinity ? '-inf' : String(n));

@@ -9,6 +9,7 @@
  */
 import { createHash } from 'node:crypto';
 import { readFileSync, readdirSync } from 'node:fs';
+import type { Cluster, Redis } from 'ioredis';
 
 export interface EngineScript<Name extends string = string> {
   /** The camel-case name from the file name (`reserve`). */
@@ -66,4 +67,25 @@ export function luaRefusals(codes: Record<string, number>): string {
     .map(([code, n]) => `  ${code} = ${n},`)
     .join('\n');
   return `-- Generated from engine-refusals.ts: the negative replies a caller turns into errors.\nlocal REFUSAL = {\n${fields}\n}`;
+}
+
+export type ScriptReply = number | string | null | ScriptReply[];
+
+/** Calls a script defined by {@link defineScripts}: its keys, then its arguments (sent as strings). */
+export type ScriptRunner<Name extends string> = (name: Name, keys: string[], args: Array<string | number>) => Promise<ScriptReply>;
+
+/**
+ * Defines each script on `client` as a command named after its content's version
+ * (`stampede_<version>_<namespace><name>`: two releases never run each other's scripts; ioredis
+ * sends EVALSHA and falls back to EVAL once), and returns the one way to call them.
+ */
+export function defineScripts<Name extends string>(client: Redis | Cluster, scripts: Map<Name, EngineScript<Name>>, namespace = ''): ScriptRunner<Name> {
+  const commands = new Map<Name, string>();
+  for (const script of scripts.values()) {
+    const command = `stampede_${script.version}_${namespace}${script.name}`;
+    client.defineCommand(command, { lua: script.lua, numberOfKeys: script.numberOfKeys });
+    commands.set(script.name, command);
+  }
+  const methods = client as unknown as Record<string, (...args: string[]) => Promise<ScriptReply>>;
+  return (name, keys, args) => methods[commands.get(name)!].call(client, ...keys, ...args.map(String));
 }
