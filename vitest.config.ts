@@ -12,6 +12,7 @@ const BROWSER = ['test/**/*.browser.test.ts'];
 const NEEDS_SERVICES = [
   ...BROWSER,
   'test/engine/engine.redis.test.ts',
+  'test/engine/engine.redis-cluster.test.ts',
   'test/ledger/ledger.pg.test.ts',
   'test/ledger/outbox-relay.nats.test.ts',
   'test/faults/**',
@@ -28,6 +29,8 @@ const CROWDS = [
 export default defineConfig(({ mode }) => ({
   test: {
     include: mode === 'browser' ? BROWSER : ['test/**/*.test.ts'],
+    // The local Redis Cluster for the cluster suites, unless .ci/run started one.
+    globalSetup: mode === 'unit' ? [] : ['test/support/global-setup.ts'],
     exclude: mode === 'unit' ? [...NEEDS_SERVICES, ...CROWDS] : mode === 'integration' ? BROWSER : [],
     env: mode === 'unit' ? { STAMPEDE_TEST_SERVICES: 'none' } : {},
     testTimeout: 60_000,

@@ -75,6 +75,26 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/** Whether `port` on 127.0.0.1 can be bound now. */
+export async function portIsFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const srv = createServer();
+    srv.unref();
+    srv.once('error', () => resolve(false));
+    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
+  });
+}
+
+/** `count` free ports for Redis Cluster nodes: each one's cluster-bus port (+10000) is free too. */
+export async function clusterPorts(count = 3): Promise<number[]> {
+  const ports: number[] = [];
+  while (ports.length < count) {
+    const port = await freePort();
+    if (port <= 55_535 && !ports.includes(port) && (await portIsFree(port + 10_000))) ports.push(port);
+  }
+  return ports;
+}
+
 // ---- cleanup at exit ----------------------------------------------------------------------
 
 /** Synchronous removers of everything still running, for the process's 'exit' (no awaiting there). */

@@ -22,9 +22,13 @@ import { requirePostgres, withTempDatabase, type TempDatabase } from './pg.js';
 /** TEST_LOG=1 shows the nodes' logs (errors behind a 500, for one). */
 const testLog = process.env.TEST_LOG ? pino({ level: 'warn' }) : undefined;
 
-export type StackKind = 'embedded' | 'redis+pg';
+/** `cluster+pg`: the engine on the local 3-master Redis Cluster (test/support/redis.ts). */
+export type StackKind = 'embedded' | 'redis+pg' | 'cluster+pg';
+const NO_SERVICES = process.env.STAMPEDE_TEST_SERVICES === 'none';
 /** Both stacks; `npm run test:unit` (STAMPEDE_TEST_SERVICES=none) runs the embedded one only. */
-export const STACKS: StackKind[] = process.env.STAMPEDE_TEST_SERVICES === 'none' ? ['embedded'] : ['embedded', 'redis+pg'];
+export const STACKS: StackKind[] = NO_SERVICES ? ['embedded'] : ['embedded', 'redis+pg'];
+/** Both stacks and the cluster, for the suites that prove the invariants (the checkout's). */
+export const STACKS_AND_CLUSTER: StackKind[] = NO_SERVICES ? STACKS : [...STACKS, 'cluster+pg'];
 
 export const ADMIN_TOKEN = 'test-admin-token-0123456789';
 
@@ -68,14 +72,14 @@ export interface RedisAndPostgres {
 }
 
 /** A Redis engine under a key prefix of its own and a temporary PostgreSQL database with its ledger; null (skip) when either is unreachable. */
-export async function redisAndPostgres(label: string, ledgerOpts: { poolSize?: number } = {}): Promise<RedisAndPostgres | null> {
-  const redis = await redisTestEngine();
+export async function redisAndPostgres(label: string, ledgerOpts: { poolSize?: number; cluster?: boolean } = {}): Promise<RedisAndPostgres | null> {
+  const redis = await redisTestEngine({ cluster: ledgerOpts.cluster });
   if (!redis || !(await requirePostgres(label))) {
     await redis?.cleanup();
     return null;
   }
   const db = await withTempDatabase();
-  const ledger = await openLedger({ databaseUrl: db.url, ...ledgerOpts });
+  const ledger = await openLedger({ databaseUrl: db.url, poolSize: ledgerOpts.poolSize });
   return { redis, db, ledger, close: () => allSteps([() => ledger.close(), () => db.drop(), () => redis.cleanup()]) };
 }
 
@@ -117,7 +121,7 @@ export async function openStack(kind: StackKind, opts: StackOptions = {}): Promi
     runtime = await Runtime.create({ log: testLog, ...opts, config, engine, ledger, gateway });
     cleanups.push(() => ledger.close());
   } else {
-    const services = await redisAndPostgres('stack redis+pg', { poolSize: 20 });
+    const services = await redisAndPostgres(`stack ${kind}`, { poolSize: 20, cluster: kind === 'cluster+pg' });
     if (!services) return null;
     config = testConfig({ STAMPEDE_REDIS_PREFIX: services.redis.prefix, ...opts.env });
     engine = services.redis.engine;
@@ -142,9 +146,9 @@ export async function openStack(kind: StackKind, opts: StackOptions = {}): Promi
   };
 }
 
-/** Runs `fn` as a describe block per stack. */
-export function describeStacks(title: string, fn: (kind: StackKind) => void) {
-  for (const kind of STACKS) describe(`${title} [${kind}]`, () => fn(kind));
+/** Runs `fn` as a describe block per stack (`STACKS`, or the list given). */
+export function describeStacks(title: string, fn: (kind: StackKind) => void, kinds: StackKind[] = STACKS) {
+  for (const kind of kinds) describe(`${title} [${kind}]`, () => fn(kind));
 }
 
 /** A user token for a fresh user (or the given id). */

@@ -142,15 +142,23 @@ export function untilReady(client: Redis | Cluster, timeoutMs = 10_000): Promise
   });
 }
 
-/** Deletes every key matching any of `patterns` (SCAN + UNLINK: never blocks Redis like KEYS). */
-export async function deleteKeys(redis: Redis, ...patterns: string[]): Promise<void> {
-  for (const pattern of patterns) {
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
-      if (keys.length) await redis.unlink(...keys);
-      cursor = next;
-    } while (cursor !== '0');
+/**
+ * Deletes every key matching any of `patterns` (SCAN + UNLINK: never blocks Redis like KEYS). On
+ * a Cluster it scans every master, and unlinks key by key (one UNLINK may not cross slots).
+ */
+export async function deleteKeys(redis: Redis | Cluster, ...patterns: string[]): Promise<void> {
+  const cluster = redis instanceof Cluster;
+  const servers = cluster ? redis.nodes('master') : [redis];
+  for (const server of servers) {
+    for (const pattern of patterns) {
+      let cursor = '0';
+      do {
+        const [next, keys] = await server.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+        if (keys.length && cluster) await Promise.all(keys.map((key) => server.unlink(key)));
+        else if (keys.length) await server.unlink(...keys);
+        cursor = next;
+      } while (cursor !== '0');
+    }
   }
 }
 
