@@ -8,7 +8,7 @@
  */
 import cluster, { type Worker } from 'node:cluster';
 import type { Logger } from 'pino';
-import { generatedSecretEnv, type Config } from './config.js';
+import type { Config } from './config.js';
 
 /** Marks the workers this primary forked (not those of a process manager's own cluster mode). */
 const WORKER_ENV = 'STAMPEDE_CLUSTER_WORKER';
@@ -51,7 +51,8 @@ export function runPrimary(config: Readonly<Config>, log: Logger): void {
   // connection and pass it over IPC: one process doing all the accepting, and a hop per
   // connection, just when thousands connect at once. Frozen at the first fork, so set first.
   cluster.schedulingPolicy = cluster.SCHED_NONE;
-  const env = { ...generatedSecretEnv(config), [WORKER_ENV]: '1' };
+  // Workers inherit the environment, and so the node's secrets (on Redis they are configured: server.ts).
+  const env = { [WORKER_ENV]: '1' };
   /** The workers alive, by id. */
   const workers = new Map<number, Worker>();
   const forkedAt = new WeakMap<Worker, number>();
@@ -123,14 +124,6 @@ export function runPrimary(config: Readonly<Config>, log: Logger): void {
       fork();
     }, at - Date.now());
     pendingForks.add(timer);
-  });
-
-  let announced = false;
-  cluster.on('listening', () => {
-    if (announced) return;
-    announced = true;
-    // Once, here: every worker uses the token the primary made up.
-    if (config.generatedSecrets.includes('STAMPEDE_ADMIN_TOKEN')) log.info(`demo admin token (this run only): ${config.adminToken}`);
   });
 
   process.on('SIGTERM', () => stop('SIGTERM'));

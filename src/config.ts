@@ -74,9 +74,6 @@ export class ConfigError extends Error {
 
 type Env = Record<string, string | undefined>;
 
-/** The values of the secrets demo mode made up, by variable name, for the workers of one node. */
-const madeUp = new WeakMap<Readonly<Config>, Record<string, string>>();
-
 const int = (env: Env, name: string, fallback: number, min: number, max: number): number => {
   const raw = env[name];
   if (raw === undefined || raw === '') return fallback;
@@ -161,7 +158,6 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
   const production = env.NODE_ENV === 'production';
   const demo = flag(env, 'STAMPEDE_DEMO', !production);
   const generatedSecrets: string[] = [];
-  const generatedValues: Record<string, string> = {};
   const secret = (name: string, minLength: number): string => {
     const value = env[name];
     if (value) {
@@ -170,7 +166,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     }
     if (production) throw new ConfigError(`${name} is required when NODE_ENV=production`);
     generatedSecrets.push(name);
-    return (generatedValues[name] = randomBytes(32).toString('base64url'));
+    return randomBytes(32).toString('base64url');
   };
 
   const gateway = env.STAMPEDE_PAYMENT_GATEWAY ?? 'sandbox';
@@ -227,19 +223,20 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     workers: workers(env.STAMPEDE_WORKERS, Boolean((redisUrl || clusterNodes.length) && databaseUrl)),
     generatedSecrets,
   };
-  const frozen = Object.freeze(config);
-  madeUp.set(frozen, generatedValues);
-  return frozen;
+  return Object.freeze(config);
 }
 
 /**
- * The secrets `config` made up (demo mode), as environment variables: a worker started with them
- * uses the same admin token, user-token secret and ticket secret as every other worker of the
- * node, so each accepts what another issued.
+ * A node on Redis (`REDIS_URL` or `REDIS_CLUSTER_NODES`) shares its sales with every other node on
+ * that Redis, and each accepts the tickets, user tokens and admin token another issued only when
+ * they share the secrets. Made-up secrets differ per node (and per start): the second node would
+ * answer the first one's shoppers 401. So a node on Redis must be given them — the node refuses
+ * to start otherwise (the processes of one node, `STAMPEDE_WORKERS`, inherit the node's). The
+ * embedded engine is one process's own, so demo mode may make them up there.
  */
-export function generatedSecretEnv(config: Readonly<Config>): Record<string, string> {
-  const values = madeUp.get(config);
-  const missing = config.generatedSecrets.filter((name) => !values?.[name]);
-  if (missing.length) throw new Error(`not the configuration loadConfig returned: the values of ${missing.join(', ')} are unknown`);
-  return Object.fromEntries(config.generatedSecrets.map((name) => [name, values![name]]));
+export function refuseMadeUpSharedSecrets(config: Readonly<Config>): void {
+  if (!(config.redisUrl || config.redisClusterNodes.length) || !config.generatedSecrets.length) return;
+  throw new ConfigError(
+    `${config.generatedSecrets.join(', ')} must be set on a node that uses Redis: every node on the same Redis must share them (each would refuse the tickets and tokens the others issue), and made-up ones differ per node; give every node the same values, e.g. from openssl rand -base64 32`,
+  );
 }

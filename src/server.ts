@@ -8,7 +8,7 @@ import closeWithGrace from 'close-with-grace';
 import pino from 'pino';
 import { buildApp } from './app.js';
 import { closeRequests, runPrimary, workerId } from './cluster.js';
-import { ConfigError, loadConfig, type Config } from './config.js';
+import { ConfigError, loadConfig, refuseMadeUpSharedSecrets, type Config } from './config.js';
 import { connectionCap } from './fd-limit.js';
 import { Runtime } from './runtime.js';
 import { seedDemoSale } from './sales/demo-sale.js';
@@ -17,6 +17,7 @@ async function main() {
   let config;
   try {
     config = loadConfig();
+    refuseMadeUpSharedSecrets(config);
   } catch (err) {
     if (err instanceof ConfigError) {
       console.error(`stampede: configuration error: ${err.message}`);
@@ -26,11 +27,10 @@ async function main() {
   }
   if (config.workers > 1 && cluster.isPrimary) {
     const log = pino({ level: config.logLevel, base: { service: 'stampede', role: 'primary' } });
-    warnOfMadeUpSecrets(config, log);
     runPrimary(config, log);
     return;
   }
-  // One process, or one of the primary's workers (which make up no secrets: the primary did, said so, and passed them on).
+  // One process, or one of the primary's workers (which run on Redis, so with the node's configured secrets).
   const worker = workerId();
   const requests = worker === null ? null : closeRequests();
   const log = pino({ level: config.logLevel, base: worker === null ? { service: 'stampede' } : { service: 'stampede', worker } });

@@ -8,7 +8,7 @@ import { connect, type Socket } from 'node:net';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, generatedSecretEnv, loadConfig } from '../src/config.js';
+import { ConfigError, loadConfig, refuseMadeUpSharedSecrets } from '../src/config.js';
 import { connectionCap } from '../src/fd-limit.js';
 
 const SECRETS = {
@@ -110,15 +110,22 @@ describe('configuration', () => {
     expect(() => loadConfig({ DATABASE_URL: shared.DATABASE_URL, STAMPEDE_WORKERS: '2' })).toThrow(/needs REDIS_URL .* and DATABASE_URL/);
   });
 
-  it('the made-up secrets, as the environment that gives a worker the same ones', () => {
-    const c = loadConfig({ STAMPEDE_ADMIN_TOKEN: SECRETS.STAMPEDE_ADMIN_TOKEN });
-    const env = generatedSecretEnv(c);
-    expect(env).toEqual({ STAMPEDE_USER_JWT_SECRET: c.userJwtSecret, STAMPEDE_TICKET_SECRET: c.ticketSecret });
-    const worker = loadConfig({ STAMPEDE_ADMIN_TOKEN: SECRETS.STAMPEDE_ADMIN_TOKEN, ...env });
-    expect([worker.userJwtSecret, worker.ticketSecret, worker.generatedSecrets]).toEqual([c.userJwtSecret, c.ticketSecret, []]);
-    expect(generatedSecretEnv(loadConfig(SECRETS))).toEqual({});
-    // A copy has lost the values: refused rather than handing workers secrets of their own.
-    expect(() => generatedSecretEnv({ ...c })).toThrow(/STAMPEDE_USER_JWT_SECRET, STAMPEDE_TICKET_SECRET/);
+  it('a node on Redis refuses made-up secrets: every node on one Redis must share them', () => {
+    const onRedis = [{ REDIS_URL: 'redis://127.0.0.1:6379' }, { REDIS_CLUSTER_NODES: '10.0.0.1:7000,10.0.0.2:7000' }];
+    for (const shared of onRedis) {
+      // Demo mode makes them up per node: the other nodes would answer this one's shoppers 401.
+      expect(() => refuseMadeUpSharedSecrets(loadConfig(shared))).toThrow(
+        /^STAMPEDE_ADMIN_TOKEN, STAMPEDE_USER_JWT_SECRET, STAMPEDE_TICKET_SECRET must be set on a node that uses Redis/,
+      );
+      // One left out is named.
+      const { STAMPEDE_TICKET_SECRET: _left, ...two } = SECRETS;
+      expect(() => refuseMadeUpSharedSecrets(loadConfig({ ...shared, ...two }))).toThrow(/^STAMPEDE_TICKET_SECRET must be set on a node that uses Redis/);
+      expect(() => refuseMadeUpSharedSecrets(loadConfig({ ...shared, ...SECRETS }))).not.toThrow();
+    }
+    // The embedded engine is the process's own: demo mode may make them up.
+    const embedded = loadConfig({});
+    expect(embedded.generatedSecrets).toHaveLength(3);
+    expect(() => refuseMadeUpSharedSecrets(embedded)).not.toThrow();
   });
 
   it('stripe needs its key', () => {

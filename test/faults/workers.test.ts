@@ -1,10 +1,11 @@
 /**
  * One node on every core, as an operator runs it: the compiled server (`node dist/server.js`)
  * with STAMPEDE_WORKERS=2 on Redis and PostgreSQL is a primary and two worker processes that
- * hold the one listening socket themselves, so both answer; the secrets demo mode made up are the
- * primary's, so a ticket or session one worker issued is good on the other; a worker killed
+ * hold the one listening socket themselves, so both answer; they share the node's secrets, so a
+ * ticket or session one worker issued is good on the other; a worker killed
  * with SIGKILL is replaced while the port keeps answering; SIGTERM drains every worker and the
- * primary exits 0 with none left. The embedded stack refuses more than one worker (exit 78).
+ * primary exits 0 with none left. The embedded stack refuses more than one worker, and a node on
+ * Redis refuses to make up its secrets (exit 78).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
@@ -20,6 +21,12 @@ import { saleBody } from '../support/stack.js';
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 /** Generous: two workers start on 2 cores shared with everything else. */
 const DEADLINE_MS = 60_000;
+/** What every node on one Redis must share (a node on Redis refuses to make them up). */
+const SECRETS = {
+  STAMPEDE_ADMIN_TOKEN: 'workers-admin-token-0123456789',
+  STAMPEDE_USER_JWT_SECRET: 'workers-user-secret-0123456789abcdef0123',
+  STAMPEDE_TICKET_SECRET: 'workers-ticket-secret-0123456789abcdef01',
+};
 
 /** Every process a test started: killed when the test process leaves, however it leaves. */
 const started = new Set<number>();
@@ -183,6 +190,24 @@ it('STAMPEDE_WORKERS=2 on the embedded stack is refused with one line saying why
   expect(server.stdout).toBe('');
 }, 120_000);
 
+it('a node on Redis without its secrets is refused with one line naming them (exit 78), before it connects anywhere', async () => {
+  await ensureBuilt();
+  // Unreachable Redis and database: the refusal comes before any connection is tried.
+  const server = new ServerProcess({
+    PORT: String(await freePort()),
+    HOST: '127.0.0.1',
+    REDIS_URL: 'redis://127.0.0.1:1',
+    DATABASE_URL: 'postgres://postgres@127.0.0.1:1/none',
+    STAMPEDE_WORKERS: '2',
+    STAMPEDE_ADMIN_TOKEN: SECRETS.STAMPEDE_ADMIN_TOKEN,
+  });
+  expect((await server.exited).code).toBe(78);
+  expect(server.stderr.trim()).toMatch(
+    /^stampede: configuration error: STAMPEDE_USER_JWT_SECRET, STAMPEDE_TICKET_SECRET must be set on a node that uses Redis: every node on the same Redis must share them/,
+  );
+  expect(server.stdout).toBe('');
+}, 120_000);
+
 it('workers that die as they start are re-forked a few times, a second apart or more, then the node gives up (exit 1)', async (ctx) => {
   const redis = await redisTestEngine();
   try {
@@ -198,6 +223,7 @@ it('workers that die as they start are re-forked a few times, a second apart or 
       REDIS_URL: process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379',
       STAMPEDE_REDIS_PREFIX: redis.prefix,
       DATABASE_URL: missing.toString(),
+      ...SECRETS,
     });
     try {
       let timer: NodeJS.Timeout | undefined;
@@ -245,7 +271,7 @@ describe('STAMPEDE_WORKERS=2 on Redis and PostgreSQL', () => {
     db = await withTempDatabase();
     await ensureBuilt();
     port = await freePort();
-    // Demo mode (no secrets configured): the primary makes them up, and the workers must share them.
+    // Demo mode (guest sessions, the demo sale) with the secrets a node on Redis must be given.
     server = new ServerProcess({
       PORT: String(port),
       HOST: '127.0.0.1',
@@ -254,16 +280,12 @@ describe('STAMPEDE_WORKERS=2 on Redis and PostgreSQL', () => {
       STAMPEDE_REDIS_PREFIX: redis.prefix,
       DATABASE_URL: db.url,
       STAMPEDE_IP_RATE_LIMIT: '0',
+      STAMPEDE_DEMO: '1',
+      ...SECRETS,
     });
     await server.until('two workers up', () => server!.upLines().length >= 2);
     for (const line of server.upLines()) workerPids.add(line.pid);
-    const token = await server.until('the demo admin token', () =>
-      server!
-        .lines()
-        .map((l) => /^demo admin token \(this run only\): (\S+)$/.exec(l.msg)?.[1])
-        .find(Boolean),
-    );
-    admin = { authorization: `Bearer ${token}` };
+    admin = { authorization: `Bearer ${SECRETS.STAMPEDE_ADMIN_TOKEN}` };
   }, 120_000);
 
   afterAll(async () => {
@@ -283,14 +305,6 @@ describe('STAMPEDE_WORKERS=2 on Redis and PostgreSQL', () => {
     const up = server.upLines();
     expect(up.map((l) => l.worker).sort()).toEqual([1, 2]);
     expect(new Set(up.map((l) => l.pid)).size).toBe(2);
-    // Said once, by the primary, not by each worker.
-    expect(
-      server
-        .lines()
-        .filter((l) => l.msg.startsWith('demo mode: made up secrets'))
-        .map((l) => l.role),
-    ).toEqual(['primary']);
-    expect(server.lines().filter((l) => l.msg.startsWith('demo admin token'))).toHaveLength(1);
     const inode = listeningInode(port);
     if (inode) {
       for (const { pid } of up) {
@@ -309,7 +323,7 @@ describe('STAMPEDE_WORKERS=2 on Redis and PostgreSQL', () => {
     expect([...seen].sort()).toEqual([1, 2]);
   }, 120_000);
 
-  it("uses the primary's secrets in every worker: a session, a ticket and the admin token from one are good on the other", async (ctx) => {
+  it("uses the node's secrets in every worker: a session, a ticket and the admin token from one are good on the other", async (ctx) => {
     if (!server) return ctx.skip();
     // A kept-alive connection stays with the worker that accepted it: one to each.
     const deadline = Date.now() + DEADLINE_MS;
