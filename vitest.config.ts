@@ -13,6 +13,7 @@ const NEEDS_SERVICES = [
   ...BROWSER,
   'test/engine/engine.redis.test.ts',
   'test/engine/engine.redis-cluster.test.ts',
+  'test/engine/redis-cluster.access.test.ts',
   'test/ledger/ledger.pg.test.ts',
   'test/ledger/outbox-relay.nats.test.ts',
   'test/faults/**',

@@ -153,6 +153,27 @@ function workers(raw: string | undefined, sharedStack: boolean): number {
   return n;
 }
 
+/**
+ * `REDIS_CLUSTER_NODES`: `host:port` entries, or URLs — `redis://[user:password@]host:port`, or
+ * `rediss://` for TLS — one or several seed nodes of one cluster. The client opens every node of
+ * the cluster (it learns them from the seeds) with one set of credentials and one transport, so
+ * entries that differ in them are refused rather than one of them silently winning.
+ */
+function clusterAccess(nodes: string[]): void {
+  const access = new Set<string>();
+  for (const node of nodes) {
+    const ok = /^[\w.-]+:\d+$/.test(node) || /^rediss?:\/\/([^@/\s]+@)?[\w.-]+:\d+\/?$/.test(node);
+    if (!ok)
+      throw new ConfigError(`REDIS_CLUSTER_NODES must be host:port or redis[s]://[user:password@]host:port entries, comma-separated, got "${redactUrl(node)}"`);
+    const url = new URL(node.includes('://') ? node : `redis://${node}`);
+    access.add(`${url.protocol}${url.username}:${url.password}`);
+  }
+  if (access.size > 1) throw new ConfigError('REDIS_CLUSTER_NODES entries must share one scheme (redis:// or rediss://) and one user and password');
+}
+
+/** A URL with its password hidden, for an error message. */
+const redactUrl = (raw: string): string => raw.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@');
+
 /** Reads and validates the configuration. Throws ConfigError with a one-line reason. */
 export function loadConfig(env: Env = process.env): Readonly<Config> {
   const production = env.NODE_ENV === 'production';
@@ -176,9 +197,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     .split(',')
     .map((s) => s.trim())
     .filter(Boolean);
-  for (const node of clusterNodes) {
-    if (!/^[\w.-]+:\d+$/.test(node)) throw new ConfigError(`REDIS_CLUSTER_NODES must be host:port,host:port, got "${node}"`);
-  }
+  clusterAccess(clusterNodes);
   const redisPrefix = env.STAMPEDE_REDIS_PREFIX || 'stampede';
   if (!/^[\w.:-]{1,64}$/.test(redisPrefix))
     throw new ConfigError(`STAMPEDE_REDIS_PREFIX must be 1–64 letters, digits, '_', '-', '.' or ':', got "${redisPrefix}"`);

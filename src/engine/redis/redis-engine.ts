@@ -98,27 +98,36 @@ export const REDIS_CLIENT_OPTIONS = {
 } as const;
 
 /**
- * A Redis client, or a Cluster client when `clusterNodes` (`host:port` or `redis://host:port`)
- * are given. It refuses commands until it is connected: wait for {@link untilReady} before the
- * first. `onError` hears its connection errors (ioredis prints them to stderr when nobody listens).
+ * A Redis client, or a Cluster client when `clusterNodes` are given (`host:port`, or
+ * `redis://[user:password@]host:port`, `rediss://` for TLS: the first entry's credentials and
+ * transport serve every node, as config.ts made sure they agree). It refuses commands until it
+ * is connected: wait for {@link untilReady} before the first. `onError` hears its connection
+ * errors (ioredis prints them to stderr when nobody listens).
  */
 export function createRedis(opts: { url?: string; clusterNodes?: string[]; onError?: (err: Error) => void } = {}): Redis | Cluster {
   const { enableAutoPipelining, enableOfflineQueue, ...perConnection } = REDIS_CLIENT_OPTIONS;
-  const client = opts.clusterNodes?.length
-    ? new Cluster(
-        opts.clusterNodes.map((node) => {
-          const url = new URL(node.includes('://') ? node : `redis://${node}`);
-          return { host: url.hostname, port: Number(url.port || 6379) };
-        }),
-        {
-          enableAutoPipelining,
-          enableOfflineQueue,
-          redisOptions: perConnection,
-          slotsRefreshTimeout: REDIS_DEADLINES.connectMs,
-          clusterRetryStrategy: perConnection.retryStrategy,
+  let client: Redis | Cluster;
+  if (opts.clusterNodes?.length) {
+    const urls = opts.clusterNodes.map((node) => new URL(node.includes('://') ? node : `redis://${node}`));
+    const { username, password, protocol } = urls[0];
+    client = new Cluster(
+      urls.map((url) => ({ host: url.hostname, port: Number(url.port || 6379) })),
+      {
+        enableAutoPipelining,
+        enableOfflineQueue,
+        redisOptions: {
+          ...perConnection,
+          ...(username ? { username: decodeURIComponent(username) } : {}),
+          ...(password ? { password: decodeURIComponent(password) } : {}),
+          ...(protocol === 'rediss:' ? { tls: {} } : {}),
         },
-      )
-    : new Redis(opts.url ?? 'redis://127.0.0.1:6379', REDIS_CLIENT_OPTIONS);
+        slotsRefreshTimeout: REDIS_DEADLINES.connectMs,
+        clusterRetryStrategy: perConnection.retryStrategy,
+      },
+    );
+  } else {
+    client = new Redis(opts.url ?? 'redis://127.0.0.1:6379', REDIS_CLIENT_OPTIONS);
+  }
   client.on('error', opts.onError ?? (() => {}));
   return client;
 }
