@@ -148,7 +148,7 @@ export class CheckoutService {
     const hold = await this.engine.getHold(req.saleId, holdId);
     // Inside its window: record it. Past it, the hold sweeper may be returning it right now, so
     // it is never recorded (an order for units back in stock): it goes back here, with its key.
-    if (hold && hold.expiresAt > this.clock.now()) return this.answer(await this.record(req, hold), req.paymentToken);
+    if (hold && hold.expiresAt > this.clock.now(req.saleId)) return this.answer(await this.record(req, hold), req.paymentToken);
     // Gone: a concurrent retry may have recorded and confirmed it since the first read (the engine
     // drops a hold only after the ledger settled its order), so ask again before forgetting the key.
     const settled = hold ? null : await this.ledger.getOrder(holdId);
@@ -253,7 +253,7 @@ export class CheckoutService {
     if (order.status === 'confirmed') return orderView(order);
     if (order.status === 'expired') throw new StampedeError('PAYMENT_WINDOW_PASSED');
     if (order.status !== 'reserved') throw new StampedeError('ORDER_NOT_PAYABLE');
-    if (this.clock.now() >= order.reservationExpiresAt.getTime()) throw new StampedeError('PAYMENT_WINDOW_PASSED');
+    if (this.clock.now(order.saleId) >= order.reservationExpiresAt.getTime()) throw new StampedeError('PAYMENT_WINDOW_PASSED');
     return this.settle(order, paymentToken, true);
   }
 

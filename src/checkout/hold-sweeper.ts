@@ -36,10 +36,10 @@ export class HoldSweeper {
 
   /** One pass: engine holds past their window, then ledger reservations past theirs. Returns holds ended. */
   async sweep(): Promise<number> {
-    const before = this.clock.now() - SWEEP_GRACE_MS;
     let ended = 0;
     for (const saleId of this.monitor.watched()) {
-      const holds = await this.engine.expiredHolds(saleId, before, 500);
+      // On the clock of the sale's own shard, which stamped its holds.
+      const holds = await this.engine.expiredHolds(saleId, this.clock.now(saleId) - SWEEP_GRACE_MS, 500);
       ended += await countEach(holds, SETTLE_CONCURRENCY, async (hold) => {
         // One hold the gateway cannot settle now (an outage) must not stop the others.
         try {
@@ -51,7 +51,7 @@ export class HoldSweeper {
       });
     }
     // Reservations the engine no longer knows (it lost state and was rebuilt, or never had it).
-    const orphans = await this.ledger.expiredReservations(new Date(before), 500);
+    const orphans = await this.ledger.expiredReservations(new Date(this.clock.now() - SWEEP_GRACE_MS), 500);
     ended += await countEach(orphans, SETTLE_CONCURRENCY, async (order) => {
       try {
         if (await this.engine.getHold(order.saleId, order.id)) return false;

@@ -17,7 +17,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox = async (app) => {
 
   const render = async (sale: Sale) => {
     const live = await runtime.monitor.watch(sale.id);
-    return saleJson(sale, runtime.monitor.get(sale.id)?.status ?? 'scheduled', runtime.clock.now(), live?.snapshot.remaining ?? null, true);
+    return saleJson(sale, runtime.monitor.get(sale.id)?.status ?? 'scheduled', runtime.clock.now(sale.id), live?.snapshot.remaining ?? null, true);
   };
 
   app.post(

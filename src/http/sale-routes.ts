@@ -23,7 +23,7 @@ export const publicSaleRoutes: FastifyPluginAsyncTypebox = async (app) => {
       return {
         sales: sales.map((s) => {
           const live = runtime.monitor.get(s.id);
-          return saleJson(s, live?.status ?? (s.cancelledAt ? 'cancelled' : 'scheduled'), now, live?.snapshot.remaining ?? null);
+          return saleJson(s, live?.status ?? (s.cancelledAt ? 'cancelled' : 'scheduled'), runtime.clock.now(s.id), live?.snapshot.remaining ?? null);
         }),
       };
     },
@@ -40,7 +40,7 @@ export const publicSaleRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const sale = await app.sales.get(req.params.id);
       const live = await app.queue.live(sale.id);
       reply.header('cache-control', 'public, max-age=1');
-      const body = saleJson(sale, live.status, runtime.clock.now(), live.snapshot.remaining);
+      const body = saleJson(sale, live.status, runtime.clock.now(sale.id), live.snapshot.remaining);
       // The last picture, while the engine or the ledger is not answering (SPEC §6).
       return live.stale || app.sales.stale(sale.id) ? { ...body, stale: true } : body;
     },

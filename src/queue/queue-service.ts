@@ -88,7 +88,7 @@ export class QueueService {
       place: entered.place,
       epoch: entered.epoch,
       shadow: entered.shadow,
-      issuedAt: this.clock.now(),
+      issuedAt: this.clock.now(saleId),
       expiresAt: sale.endsAt.getTime() + TICKET_GRACE_MS,
     };
     const queue_ticket = this.tickets.sign(ticket);
@@ -100,7 +100,7 @@ export class QueueService {
 
   /** Verifies a ticket for this sale (any holder: the signed ticket is the credential). */
   verify(saleId: string, token: string | undefined, userId?: string): Ticket {
-    return this.tickets.verify(token, saleId, this.clock.now(), userId);
+    return this.tickets.verify(token, saleId, this.clock.now(saleId), userId);
   }
 
   async status(saleId: string, token: string | undefined): Promise<TicketView> {
@@ -149,7 +149,7 @@ export class QueueService {
   async view(sale: Sale, live: LiveSale, ticket: Ticket): Promise<TicketView> {
     const snap = live.snapshot;
     if (ticket.epoch !== snap.epoch) throw new StampedeError('QUEUE_RESTARTED');
-    const now = this.clock.now();
+    const now = this.clock.now(sale.id);
     const place = ticket.place > 0 || !snap.drawn ? ticket.place : await this.placeOrUnknown(ticket);
     const base = {
       sale_status: live.status,

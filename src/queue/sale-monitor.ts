@@ -90,11 +90,12 @@ export class SaleMonitor extends EventEmitter<SaleMonitorEvents> {
     this.live.delete(saleId);
     this.history.delete(saleId);
     this.admissions.delete(saleId);
+    this.clock.forget(saleId);
   }
 
   get(saleId: string): LiveSale | undefined {
     const live = this.live.get(saleId);
-    if (live) live.status = saleStatus(live.snapshot, this.clock.now());
+    if (live) live.status = saleStatus(live.snapshot, this.clock.now(saleId));
     return live;
   }
 
@@ -133,7 +134,7 @@ export class SaleMonitor extends EventEmitter<SaleMonitorEvents> {
     }
     this.unavailableSince = null;
     const localAt = (before + this.clock.localNow()) / 2;
-    this.clock.observe(snap.now, localAt);
+    this.clock.observe(snap.now, localAt, saleId);
 
     const buyers = prev?.buyers ?? new Map<string, number>();
     for (const user of snap.buyers) if (!buyers.has(user)) buyers.set(user, Date.now());
@@ -145,7 +146,7 @@ export class SaleMonitor extends EventEmitter<SaleMonitorEvents> {
     const next: LiveSale = {
       saleId,
       snapshot: snap,
-      status: saleStatus(snap, this.clock.now()),
+      status: saleStatus(snap, this.clock.now(saleId)),
       drainPerSec: this.drain(saleId, snap.watermark, localAt),
       buyers,
       soldOutSkus,

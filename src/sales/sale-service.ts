@@ -133,9 +133,9 @@ export class SaleService {
   async patch(id: string, body: PatchSaleBody): Promise<Sale> {
     const current = await this.fresh(id);
     if (current.cancelledAt) throw new StampedeError('SALE_CANCELLED');
-    if (this.clock.now() >= current.startsAt.getTime()) throw new StampedeError('SALE_STARTED');
+    if (this.clock.now(id) >= current.startsAt.getTime()) throw new StampedeError('SALE_STARTED');
     const input = toSaleInput(body, current);
-    validateSale(input, this.clock.now());
+    validateSale(input, this.clock.now(id));
     const sale = await this.ledger.updateSale(id, input);
     await this.engine.updateSale(toEngineSale(sale));
     return this.remember(sale);
@@ -196,7 +196,7 @@ export class SaleService {
     const loaded = await this.ensureLoaded(sale);
     // A sale long over (its data expired after retention), brought back by a read: it goes again
     // in an hour, so walking old sale ids cannot pin them all in Redis.
-    if (loaded && sale.endsAt.getTime() + sale.reservationTtlSec * 1000 + REVIVED_MS < this.clock.now()) await this.engine.retire(saleId, REVIVED_MS);
+    if (loaded && sale.endsAt.getTime() + sale.reservationTtlSec * 1000 + REVIVED_MS < this.clock.now(saleId)) await this.engine.retire(saleId, REVIVED_MS);
     return loaded;
   }
 

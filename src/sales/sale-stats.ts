@@ -39,7 +39,7 @@ export class SaleStats {
     } catch (err) {
       const last = this.last.get(saleId);
       if (!last || !isUnavailable(err)) throw err;
-      return { ...last, server_time: new Date(this.deps.clock.now()).toISOString(), stale: true };
+      return { ...last, server_time: new Date(this.deps.clock.now(saleId)).toISOString(), stale: true };
     }
   }
 
@@ -53,7 +53,7 @@ export class SaleStats {
     return {
       sale_id: sale.id,
       status: monitor.get(sale.id)?.status ?? 'scheduled',
-      server_time: new Date(clock.now()).toISOString(),
+      server_time: new Date(clock.now(sale.id)).toISOString(),
       entered: snap?.entered ?? 0,
       waiting: snap ? Math.max(0, snap.entered - snap.watermark) : 0,
       admitted: snap?.watermark ?? 0,
