@@ -18,6 +18,7 @@ const NEEDS_SERVICES = [
   'test/ledger/outbox-relay.nats.test.ts',
   'test/faults/**',
   'test/cli/**',
+  'test/scale/multi-node.test.ts',
 ];
 /** Crowds of thousands (oversell, sold-out fan-out, churn, bots): minutes of CPU, not unit tests. */
 const CROWDS = [
