@@ -71,7 +71,7 @@ export const queueRoutes: FastifyPluginAsyncTypebox = async (app) => {
     async (req, reply) => {
       app.defence.local.spend('read', ticketKey(req.query.ticket));
       reply.header('cache-control', 'no-store');
-      return app.queue.status(req.params.id, req.query.ticket);
+      return app.queue.status(req.params.id, req.query.ticket, req.query.seen);
     },
   );
 
@@ -92,7 +92,7 @@ export const queueRoutes: FastifyPluginAsyncTypebox = async (app) => {
     async (req, reply) => {
       app.defence.local.spend('read', ticketKey(req.query.ticket));
       const ticket = app.queue.verify(req.params.id, req.query.ticket);
-      const [sale, live] = await Promise.all([app.sales.get(req.params.id), app.queue.live(req.params.id)]);
+      const [sale, live] = await Promise.all([app.sales.get(req.params.id), app.queue.live(req.params.id, ticket, req.query.seen)]);
       const view = await app.queue.view(sale, live, ticket);
       // Unknown (0) while the engine cannot be asked: the hub looks it up once the engine answers.
       const place = await app.queue.placeOrUnknown(ticket);

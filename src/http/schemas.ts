@@ -24,7 +24,17 @@ export const ErrorBody = doc(
 );
 
 export const SaleParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) });
-export const TicketQuery = Type.Object({ ticket: Type.String({ minLength: 1, maxLength: 1024 }) });
+export const TicketQuery = Type.Object({
+  ticket: Type.String({ minLength: 1, maxLength: 1024 }),
+  seen: Type.Optional(
+    Type.Integer({
+      minimum: 0,
+      maximum: Number.MAX_SAFE_INTEGER,
+      description:
+        'The highest `watermark` this client was shown, by any node. A node whose picture of the sale is older reads the engine before answering, so the answer never steps back (admitted, then waiting) when the next request reaches another node',
+    }),
+  ),
+});
 
 const open = (props: Parameters<typeof Type.Object>[0], description?: string) => Type.Object(props, { additionalProperties: true, description });
 

@@ -103,9 +103,9 @@ export class QueueService {
     return this.tickets.verify(token, saleId, this.clock.now(saleId), userId);
   }
 
-  async status(saleId: string, token: string | undefined): Promise<TicketView> {
+  async status(saleId: string, token: string | undefined, seen?: number): Promise<TicketView> {
     const ticket = this.verify(saleId, token);
-    const [sale, live] = await Promise.all([this.sales.get(saleId), this.live(saleId)]);
+    const [sale, live] = await Promise.all([this.sales.get(saleId), this.live(saleId, ticket, seen)]);
     return this.view(sale, live, ticket);
   }
 
@@ -137,8 +137,18 @@ export class QueueService {
     }
   }
 
-  async live(saleId: string): Promise<LiveSale> {
-    const live = this.monitor.get(saleId) ?? (await this.monitor.watch(saleId));
+  /**
+   * This node's picture of the sale. With `ticket` and `seen` (the highest watermark its holder
+   * was shown, by any node): a picture older than that — this node polls the engine every 100 ms,
+   * and the last answer may have come from a node that polled later — is read afresh first, so a
+   * shopper's view never steps back between nodes: not from admitted to waiting, not to a longer
+   * line, not from a drawn place to none. The read is the monitor's, shared by every request
+   * waiting on the same sale, so a client sending a huge `seen` costs one engine read per round
+   * trip at most, not one per request.
+   */
+  async live(saleId: string, ticket?: Ticket, seen?: number): Promise<LiveSale> {
+    let live = this.monitor.get(saleId) ?? (await this.monitor.watch(saleId));
+    if (live && seen !== undefined && ticket && behind(live, ticket, seen)) live = (await this.monitor.refresh(saleId)) ?? live;
     if (live) return live;
     // No picture of this sale yet, and the engine is not answering: not "no such sale".
     if (this.monitor.engineUnavailable) throw new StampedeError('UNAVAILABLE', undefined, { retryAfter: UNAVAILABLE_RETRY_AFTER_SEC });
@@ -185,6 +195,13 @@ export class QueueService {
     const eta = ahead === null ? Math.ceil(untilStart + snap.prequeued / (2 * rate)) : Math.ceil(untilStart + ahead / rate);
     return { ...base, status: 'waiting', position: ahead, estimated_wait_sec: eta };
   }
+}
+
+/** Whether `live` is older than what the ticket's holder already saw: a lower watermark, or the draw not yet seen. */
+function behind(live: LiveSale, ticket: Ticket, seen: number): boolean {
+  const snap = live.snapshot;
+  if (ticket.epoch !== snap.epoch) return true;
+  return seen > snap.watermark || (ticket.place === 0 && !snap.drawn && live.status === 'open');
 }
 
 // A status poll is the most frequent request of a drop; these parts of its answer change

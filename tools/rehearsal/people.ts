@@ -109,6 +109,7 @@ function fail(rec: ShopperRecord, why: string): void {
 function firstState(ctx: DropContext, rec: ShopperRecord, view: any, via: 'enter' | 'poll' | 'sse'): Waited | 'stopped' {
   const at = now();
   if (view.place && !rec.place) rec.place = view.place;
+  stepCheck(rec, view);
   switch (view.status) {
     case 'admitted':
       rec.admittedAt ??= at;
@@ -126,6 +127,19 @@ function firstState(ctx: DropContext, rec: ShopperRecord, view: any, via: 'enter
       return view.status as Waited;
   }
 }
+
+/** Notes the watermark shown, and a view worse than one shown before (the server promises none). */
+function stepCheck(rec: ShopperRecord, view: any): void {
+  if (view.status === 'waiting' && rec.admittedAt !== undefined) rec.steppedBack ??= 'waiting after admitted';
+  if (view.status === 'waiting' && typeof view.position === 'number') {
+    if (rec.lastPosition !== undefined && view.position > rec.lastPosition) rec.steppedBack ??= `position ${view.position} after ${rec.lastPosition}`;
+    rec.lastPosition = view.position;
+  }
+  if (Number.isSafeInteger(view.watermark) && !(view.watermark <= rec.seen!)) rec.seen = view.watermark;
+}
+
+/** A ticket's query: the ticket, and the highest watermark shown so far (a lagging node reads afresh). */
+const ticketQuery = (rec: ShopperRecord, ticket: string) => `?ticket=${encodeURIComponent(ticket)}${rec.seen === undefined ? '' : `&seen=${rec.seen}`}`;
 
 function toldSoldOut(rec: ShopperRecord, via: NonNullable<ShopperRecord['soldOutVia']>): void {
   if (rec.soldOutAt !== undefined) return;
@@ -152,7 +166,7 @@ function listen(ctx: DropContext, rec: ShopperRecord, ticket: string, agent: Dis
       if (done) return;
       handle = ctx.client.stream(
         'events',
-        `/api/flash-sales/${ctx.sale.id}/events?ticket=${encodeURIComponent(ticket)}`,
+        `/api/flash-sales/${ctx.sale.id}/events${ticketQuery(rec, ticket)}`,
         agent,
         (event, data) => {
           if (event === 'position' || event === 'admitted') {
@@ -178,9 +192,8 @@ function listen(ctx: DropContext, rec: ShopperRecord, ticket: string, agent: Dis
 
 /** Polls status every 2 s (as the page does when it cannot stream). */
 async function poll(ctx: DropContext, rec: ShopperRecord, ticket: string, agent: Dispatcher): Promise<Waited> {
-  const path = `/api/flash-sales/${ctx.sale.id}/status?ticket=${encodeURIComponent(ticket)}`;
   while (!ctx.stopped) {
-    const r = await ctx.client.call('status', 'GET', path, { agent });
+    const r = await ctx.client.call('status', 'GET', `/api/flash-sales/${ctx.sale.id}/status${ticketQuery(rec, ticket)}`, { agent });
     if (r.status === 200) {
       const w = firstState(ctx, rec, r.body, 'poll');
       if (w !== 'stopped') return w;
@@ -192,7 +205,8 @@ async function poll(ctx: DropContext, rec: ShopperRecord, ticket: string, agent:
 
 /** One status read after an admitted event: the page shows the buying window (and we learn when the server admitted us). */
 async function admissionStamp(ctx: DropContext, rec: ShopperRecord, ticket: string, agent: Dispatcher): Promise<void> {
-  const r = await ctx.client.call('status', 'GET', `/api/flash-sales/${ctx.sale.id}/status?ticket=${encodeURIComponent(ticket)}`, { agent });
+  const r = await ctx.client.call('status', 'GET', `/api/flash-sales/${ctx.sale.id}/status${ticketQuery(rec, ticket)}`, { agent });
+  if (r.status === 200) stepCheck(rec, r.body);
   if (r.status === 200 && typeof r.body.admission_expires_at === 'string') {
     rec.serverAdmittedAt = Date.parse(r.body.admission_expires_at) - ctx.sale.admittedTtlSec * 1000;
   }

@@ -32,6 +32,11 @@ export interface ShopperRecord {
   admittedAbove?: boolean;
   /** Still told "waiting" after the watermark passed its place: held back as a suspected bot. */
   heldBack?: boolean;
+  /** The highest watermark any node showed it (sent back as `seen`), and the last position shown. */
+  seen?: number;
+  lastPosition?: number;
+  /** What a view stepped back to after a better one (behind a balancer, a node with an older picture): "waiting after admitted", "position 7 after 5". */
+  steppedBack?: string;
   /** When and how it learnt the sale sold out, and whether it was still waiting in line then. */
   soldOutAt?: number;
   soldOutVia?: 'sse' | 'poll' | 'purchase' | 'enter';

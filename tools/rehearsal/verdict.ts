@@ -133,6 +133,19 @@ export function judge(d: DropData): Verdict {
     `${fifo.stamped} admissions stamped by the server: ${fifo.admissionInversions} admitted before an earlier place, ${fifo.admittedAbove} told "admitted" above the watermark`,
   );
 
+  // Not a §3 invariant, but a promise of the API: behind a balancer, no node answers with a
+  // picture older than one the shopper was shown (they send back what they saw as `seen`).
+  const stepped = people.filter((s) => s.steppedBack);
+  check(
+    'view',
+    "a shopper's view never steps back",
+    'outside',
+    stepped.length === 0,
+    stepped.length
+      ? `${stepped.length} people were shown a worse view after a better one, e.g. ${stepped[0].steppedBack}`
+      : `${people.filter((s) => s.seen !== undefined).length} people sent back the watermark they had seen; none was shown an older picture`,
+  );
+
   // §3.5 every authorisation ends.
   const authHeld = L.soldOut || L.cancelled ? L.authsOpen === 0 : null;
   check(

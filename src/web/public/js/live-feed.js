@@ -19,9 +19,12 @@ export function follow(saleId, ticket, onEvent) {
   let retryTimer = 0;
   let stopped = false;
   let admitted = false;
+  /** The highest watermark any node showed: sent back, so a lagging node reads afresh rather than step back. */
+  let seen;
 
   const emit = (kind, data) => {
     if (stopped) return;
+    if (Number.isSafeInteger(data?.watermark) && !(data.watermark <= seen)) seen = data.watermark;
     if (kind === 'admitted' || data?.status === 'admitted') admitted = true;
     onEvent(kind, data);
   };
@@ -30,7 +33,7 @@ export function follow(saleId, ticket, onEvent) {
     if (stopped || es || typeof EventSource === 'undefined') return poll();
     clearTimeout(pollTimer);
     pollTimer = 0;
-    es = new EventSource(api.eventsUrl(saleId, ticket));
+    es = new EventSource(api.eventsUrl(saleId, ticket, seen));
     for (const kind of EVENTS) {
       es.addEventListener(kind, (e) => {
         try {
@@ -67,7 +70,7 @@ export function follow(saleId, ticket, onEvent) {
   const poll = async () => {
     if (stopped || es) return;
     try {
-      emit('status', await api.status(saleId, ticket));
+      emit('status', await api.status(saleId, ticket, seen));
       if (admitted && !stopped) emit('inventory', await api.inventory(saleId));
     } catch (err) {
       if (err.status >= 400 && err.status < 500 && err.status !== 429) emit('error', err);

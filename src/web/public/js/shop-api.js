@@ -133,7 +133,8 @@ export async function call(path, { method = 'GET', body, auth = false, headers =
 }
 
 const sale = (id) => `/api/flash-sales/${encodeURIComponent(id)}`;
-const q = (ticket) => `?ticket=${encodeURIComponent(ticket)}`;
+/** `seen`: the highest watermark shown so far, so the next node never answers with an older picture. */
+const q = (ticket, seen) => `?ticket=${encodeURIComponent(ticket)}${seen == null ? '' : `&seen=${seen}`}`;
 
 export const api = {
   sales: () => call('/api/flash-sales', { fresh: true }).then((r) => r.data.sales),
@@ -141,8 +142,8 @@ export const api = {
   inventory: (id) => call(`${sale(id)}/inventory`).then((r) => r.data),
   challenge: (id) => call(`${sale(id)}/challenge`).then((r) => r.data),
   enter: (id, body) => call(`${sale(id)}/enter-queue`, { method: 'POST', body, auth: true }).then((r) => r.data),
-  status: (id, ticket) => call(`${sale(id)}/status${q(ticket)}`, { fresh: true }).then((r) => r.data),
-  eventsUrl: (id, ticket) => `${BASE}${sale(id)}/events${q(ticket)}`,
+  status: (id, ticket, seen) => call(`${sale(id)}/status${q(ticket, seen)}`, { fresh: true }).then((r) => r.data),
+  eventsUrl: (id, ticket, seen) => `${BASE}${sale(id)}/events${q(ticket, seen)}`,
   preAuth: (id, ticket, token) => call(`${sale(id)}/pre-auth`, { method: 'POST', body: { ticket, payment_token: token }, auth: true }).then((r) => r.data),
   purchase: (id, body, key) => call(`${sale(id)}/purchase`, { method: 'POST', body, auth: true, headers: { 'idempotency-key': key } }).then((r) => r.data),
   pay: (orderId, token) =>
