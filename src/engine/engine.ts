@@ -9,6 +9,7 @@
  * process clock. No step takes a time from its caller, so nodes with skewed clocks still agree.
  * Refusals are thrown as `StampedeError` with a code from `engine-refusals.ts`.
  */
+import type { WatermarkLog } from './watermark-log.js';
 
 export type QueueMode = 'fifo' | 'randomized_prequeue';
 
@@ -109,6 +110,13 @@ export interface SaleSnapshot {
   buyersNext: number;
   /** Bot flags by reason. */
   flags: Record<string, number>;
+  /**
+   * The engine's own record of when the watermark advanced — `[watermark after the step, time]`,
+   * in order — from the first step above `admittedFrom` on. It dates each admission (a ticket's
+   * window runs from the step that reached its place), so every node tells the shopper the same
+   * window, and the one the engine enforces at purchase.
+   */
+  advances: WatermarkLog;
 }
 
 /** A sale's stock-side state as the engine holds it, read at one instant (the drift check's input). */
@@ -166,7 +174,8 @@ export interface Engine {
    * taken (stock at zero), and `stale` when the sale was rebuilt since the inspection (nothing changed).
    */
   repair(saleId: string, fix: EngineRepair): Promise<{ restored: number; short: number; stale: boolean }>;
-  snapshot(saleId: string, buyersFrom: number): Promise<SaleSnapshot>;
+  /** One cheap read of what a node caches: buyers from index `buyersFrom`, watermark advances above `admittedFrom` (default 0: all). */
+  snapshot(saleId: string, buyersFrom: number, admittedFrom?: number): Promise<SaleSnapshot>;
 
   /** Gives the user a place (or their existing one). `draw` is a uniform random in [0,1) for the pre-queue lottery. */
   enterQueue(saleId: string, userId: string, opts: { draw: number; shadowReason?: string }): Promise<EnterResult>;

@@ -1,6 +1,6 @@
 /**
  * A log of watermark advances, `[watermark after the step, time of the step]` in order: the
- * engine's own (embedded engine) and each node's picture of it (the sale monitor).
+ * engine's own, and each node's copy of it (the sale monitor reads it with each snapshot).
  */
 export type WatermarkLog = Array<[watermark: number, at: number]>;
 
@@ -14,4 +14,10 @@ export function firstReaching(log: WatermarkLog, place: number): number {
     else lo = mid + 1;
   }
   return lo;
+}
+
+/** The advances past watermark `above`, in order (a copy). */
+export function advancesAbove(log: WatermarkLog, above: number): WatermarkLog {
+  if (!log.length || log[log.length - 1][0] <= above) return [];
+  return log.slice(firstReaching(log, above + 1));
 }

@@ -52,7 +52,7 @@ export function saleStatus(s: Pick<SaleSnapshot, 'cancelled' | 'startsAt' | 'end
 export class SaleMonitor extends EventEmitter<SaleMonitorEvents> {
   private readonly live = new Map<string, LiveSale>();
   private readonly history = new Map<string, Array<[number, number]>>();
-  /** Watermark advances as this node saw them: [watermark, engine time]. */
+  /** The engine's record of watermark advances, copied as snapshots bring it: [watermark, engine time]. */
   private readonly admissions = new Map<string, WatermarkLog>();
   private readonly inflight = new Map<string, Promise<LiveSale | undefined>>();
   private timer: NodeJS.Timeout | null = null;
@@ -122,8 +122,14 @@ export class SaleMonitor extends EventEmitter<SaleMonitorEvents> {
     const prev = this.live.get(saleId);
     const before = this.clock.localNow();
     let snap: SaleSnapshot;
+    const log = this.admissions.get(saleId);
     try {
-      snap = await this.engine.snapshot(saleId, prev?.snapshot.buyersNext ?? 0);
+      snap = await this.engine.snapshot(saleId, prev?.snapshot.buyersNext ?? 0, log?.at(-1)?.[0] ?? 0);
+      // The queue was rebuilt (a new epoch): its advances start again, so read them all.
+      if (prev && prev.snapshot.epoch !== snap.epoch && log?.length) {
+        this.admissions.delete(saleId);
+        snap = await this.engine.snapshot(saleId, 0, 0);
+      }
     } catch (err) {
       if (isUnavailable(err)) {
         this.unavailableSince ??= Date.now();
@@ -153,9 +159,10 @@ export class SaleMonitor extends EventEmitter<SaleMonitorEvents> {
     };
     this.live.set(saleId, next);
 
-    const log = this.admissions.get(saleId) ?? [];
-    if (!log.length || log[log.length - 1][0] < snap.watermark) log.push([snap.watermark, snap.now]);
-    this.admissions.set(saleId, log);
+    // The engine's own record of the advances, so every node dates an admission alike.
+    const advances = this.admissions.get(saleId) ?? [];
+    for (const step of snap.advances) if (!advances.length || advances[advances.length - 1][0] < step[0]) advances.push(step);
+    this.admissions.set(saleId, advances);
 
     const changes = new Set<ChangeKind>();
     // The pre-queue draw changes every pre-queue entrant's place at once: a position change.
@@ -168,9 +175,8 @@ export class SaleMonitor extends EventEmitter<SaleMonitorEvents> {
   }
 
   /**
-   * When the watermark first reached `place`, as this node saw it (engine time). A node that
-   * joined mid-sale dates earlier admissions from its first look, which errs on the side of the
-   * shopper; the engine's own record decides at purchase.
+   * When the watermark first reached `place` (engine time), from the engine's record of its
+   * advances: the time the engine dates the admission by at purchase, the same on every node.
    */
   admittedAt(saleId: string, place: number): number | null {
     const log = this.admissions.get(saleId);

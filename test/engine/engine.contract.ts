@@ -279,6 +279,31 @@ export function engineContract(name: string, open: () => Promise<EngineFixture |
       expect((await engine.snapshot(sale.id, 0)).watermark).toBe(8);
     });
 
+    test('the snapshot carries the record of watermark advances above the one asked for, dated by the engine that enforces them', async () => {
+      const sale = engineSale({ admissionRatePerSec: 20, admittedTtlSec: 1 });
+      await engine.loadSale(freshLoad(sale));
+      for (let i = 0; i < 10; i++) await engine.enterQueue(sale.id, `u${i}`, { draw: 0 });
+      const steps: number[] = [];
+      while (steps.length < 3) {
+        const { watermark, admitted } = await engine.admit(sale.id);
+        if (admitted) steps.push(watermark);
+        await sleep(60);
+      }
+      const snap = await engine.snapshot(sale.id, 0);
+      const advances = snap.advances;
+      expect(advances.map(([watermark]) => watermark)).toEqual(steps);
+      expect(advances.at(-1)![0]).toBe(snap.watermark);
+      for (let i = 1; i < advances.length; i++) expect(advances[i][1]).toBeGreaterThanOrEqual(advances[i - 1][1]);
+      for (const [, at] of advances) expect(Math.abs(at - snap.now)).toBeLessThan(60_000);
+      // Only what is above the watermark asked for: a node reads each advance once.
+      expect((await engine.snapshot(sale.id, 0, steps[0])).advances).toEqual(advances.slice(1));
+      expect((await engine.snapshot(sale.id, 0, snap.watermark)).advances).toEqual([]);
+      // The purchase window the engine enforces runs from the advance that reached the place.
+      const [, firstAt] = advances[0];
+      await sleep(Math.max(0, firstAt + 1000 - (await engine.now())) + 30);
+      expect(await codeOf(engine.reserve(sale.id, req('u0', 1)))).toBe('ADMISSION_EXPIRED');
+    });
+
     test('admission stops while no stock is left to buy', async () => {
       const sale = engineSale({ items: [{ sku: 'phone', quantity: 1, perUserLimit: 1, maxPerOrder: 1 }] });
       await engine.loadSale(freshLoad(sale));

@@ -4,6 +4,7 @@
  * ("admitted") and the next a node that read earlier ("waiting"). The client sends back the
  * highest watermark it was shown (`seen`); a node whose picture is older reads the engine first.
  * Here node B's picture is held still (no background loops) to make the gap as wide as it gets.
+ * Both nodes date an admission by the engine's record of the advance, so they name one window.
  */
 import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import { admitEveryone, createSale, describeStacks, enter, openStack, userToken, type Stack } from '../support/stack.js';
@@ -49,6 +50,10 @@ describeStacks("a shopper's view across two nodes", (kind) => {
     const fresh = await status(b, sale.id, tickets[1], onA.body.watermark);
     expect([fresh.code, fresh.body.status, fresh.body.watermark]).toEqual([200, 'admitted', 3]);
     expect(typeof fresh.body.admission_pass).toBe('string');
+    // Dated by the engine's record of the advance, not by when B first looked: the same window on both.
+    await new Promise((r) => setTimeout(r, 20));
+    await b.runtime.monitor.refresh(sale.id);
+    expect((await status(b, sale.id, tickets[1])).body.admission_expires_at).toBe(onA.body.admission_expires_at);
     // Its picture is now the fresh one for every later request, with or without `seen`.
     expect((await status(b, sale.id, tickets[2])).body.status).toBe('admitted');
   });

@@ -21,6 +21,7 @@ import type {
 import { refuse } from '../engine-refusals.js';
 import { initialState, userSku } from '../initial-state.js';
 import { admittedAt, draw, entered, prequeued, purgeLapsed, type SaleState } from './sale-state.js';
+import { advancesAbove } from '../watermark-log.js';
 
 export class MemoryEngine implements Engine {
   readonly kind = 'memory' as const;
@@ -149,7 +150,7 @@ export class MemoryEngine implements Engine {
     return { restored, short, stale: false };
   }
 
-  async snapshot(saleId: string, buyersFrom: number): Promise<SaleSnapshot> {
+  async snapshot(saleId: string, buyersFrom: number, admittedFrom = 0): Promise<SaleSnapshot> {
     const s = this.state(saleId);
     let heldUnits = 0;
     for (const h of s.holds.values()) heldUnits += h.quantity;
@@ -171,6 +172,7 @@ export class MemoryEngine implements Engine {
       buyers: s.buyers.slice(buyersFrom),
       buyersNext: s.buyers.length,
       flags: Object.fromEntries(s.flags),
+      advances: advancesAbove(s.watermarkLog, admittedFrom),
     };
   }
 

@@ -31,7 +31,7 @@ import { defineScripts, loadScripts, luaRefusals, type ScriptReply, type ScriptR
 const SCRIPT_KEYS = {
   loadSale: 7,
   updateSale: 3,
-  snapshot: 6,
+  snapshot: 7,
   enterQueue: 5,
   placeOf: 4,
   admit: 5,
@@ -262,11 +262,12 @@ export class RedisEngine implements Engine {
     return { restored: r[0], short: r[1], stale: r[2] === 1 };
   }
 
-  async snapshot(saleId: string, buyersFrom: number): Promise<SaleSnapshot> {
+  async snapshot(saleId: string, buyersFrom: number, admittedFrom = 0): Promise<SaleSnapshot> {
     const k = this.keys.sale(saleId);
     // Array.slice semantics (negative counts from the end), within what LRANGE accepts.
     const from = Math.max(-(2 ** 40), Math.min(2 ** 40, Math.trunc(buyersFrom) || 0));
-    const r = (await this.run('snapshot', [k.meta, k.stock, k.active, k.buyers, k.flags, k.pre], [from])) as ScriptReply[];
+    const above = Math.max(0, Math.trunc(admittedFrom) || 0);
+    const r = (await this.run('snapshot', [k.meta, k.stock, k.active, k.buyers, k.flags, k.pre, k.wmlog], [from, above])) as ScriptReply[];
     return {
       now: r[0] as number,
       epoch: r[1] as string,
@@ -283,6 +284,10 @@ export class RedisEngine implements Engine {
       buyers: r[12] as string[],
       buyersNext: r[13] as number,
       flags: record(r[14] as string[]),
+      advances: (r[15] as string[]).map((member) => {
+        const [watermark, at] = member.split(':');
+        return [Number(watermark), Number(at)];
+      }),
     };
   }
 

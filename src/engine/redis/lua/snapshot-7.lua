@@ -1,10 +1,13 @@
 --[[
   One cheap read of everything a node caches about a sale.
-  Input:  KEYS[1] meta, KEYS[2] stock, KEYS[3] active, KEYS[4] buyers, KEYS[5] flags, KEYS[6] pre
+  Input:  KEYS[1] meta, KEYS[2] stock, KEYS[3] active, KEYS[4] buyers, KEYS[5] flags, KEYS[6] pre,
+          KEYS[7] wmlog
           ARGV[1] buyersFrom (an integer; negative counts from the end, as Array.slice does)
+          ARGV[2] admittedFrom: the watermark advances above it are returned
   Output: {now, epoch, startsAt, endsAt, cancelled 0|1, watermark, entered, prequeued, drawn 0|1,
            active, stock (flat sku/units), heldUnits, buyers from ARGV[1], buyersNext,
-           flags (flat reason/count)}; times and unit counts as strings. Or -1: no such sale.
+           flags (flat reason/count), advances ("watermark:time" members above ARGV[2], in order)};
+          times and unit counts as strings. Or -1: no such sale.
 ]]
 local rcall = redis.call
 --- @include "includes/refusals"
@@ -25,4 +28,5 @@ return {
   rcall('HGETALL', KEYS[2]), fmt(sale.held),
   rcall('LRANGE', KEYS[4], ARGV[1], -1), rcall('LLEN', KEYS[4]),
   rcall('HGETALL', KEYS[5]),
+  rcall('ZRANGEBYSCORE', KEYS[7], '(' .. ARGV[2], '+inf'),
 }
