@@ -14,16 +14,17 @@ import { createRedis, deleteKeys, untilReady } from '../../src/engine/redis/redi
 import { clusterPorts, freePort, portIsFree, startPostgres, type OwnPostgres } from '../../test/support/own-services.js';
 import { ROOT } from '../built.js';
 import { ServerNode } from '../chaos/nodes.js';
-import { Balancer, HAPROXY_MISSING, findHaproxy, maxconnForFileLimit, requestsPerNode, type ServerStats } from './haproxy.js';
+import { Balancer, HAPROXY_MISSING, findHaproxy, maxconnForFileLimit, requestsPerNode, type BalancerStats } from './haproxy.js';
 
 const run = promisify(execFile);
 const CLUSTER_SCRIPT = join(ROOT, 'scripts/redis-cluster.sh');
 
 /**
- * How long a node keeps serving after SIGTERM with `/readyz` at 503: above the two failed checks
- * a second apart that take it out of the balancer (tools/deploy/haproxy.ts).
+ * How long a node keeps serving after SIGTERM with `/readyz` at 503: above the three failed
+ * checks (the next within 2 s, then 0.5 s apart) that take it out of the balancer
+ * (tools/deploy/haproxy.ts).
  */
-const DRAIN_MS = 3000;
+const DRAIN_MS = 5000;
 
 export interface DeploymentOptions {
   /** Stampede nodes behind the balancer. */
@@ -240,8 +241,8 @@ export class Deployment {
     await Promise.all(rest.map((n) => n.start()));
   }
 
-  /** The balancer's stats for each node. */
-  async stats(): Promise<ServerStats[]> {
+  /** The balancer's stats: each node's, and its own answers. */
+  async stats(): Promise<BalancerStats> {
     if (!this.balancer) throw new Error('the balancer is not running');
     return this.balancer.stats();
   }

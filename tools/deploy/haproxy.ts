@@ -12,8 +12,11 @@ import { fileLimit } from '../../src/fd-limit.js';
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-/** The backend's name in the config and in the stats. */
+/** The backend's and the frontend's names in the config and in the stats. */
 export const BACKEND = 'stampede';
+const FRONTEND = 'shoppers';
+/** Suffix of each node's second, unchecked entry: used only while every node is out. */
+const FALLBACK = '-fallback';
 
 /** What to tell someone without HAProxy. */
 export const HAPROXY_MISSING = 'HAProxy is not installed (apt-get install haproxy), or set HAPROXY_BIN to its path';
@@ -64,8 +67,9 @@ global
 defaults
   mode http
   log global
-  option httplog
-  # Only the requests that went wrong are logged: a drop sends hundreds of thousands.
+  # The httplog line without the query string: a ticket in it is a bearer credential (the nodes
+  # cut it from their own logs too). Only what went wrong is logged: a drop sends 100,000s.
+  log-format "%ci:%cp [%tr] %ft %b/%s %TR/%Tw/%Tc/%Tr/%Ta %ST %B %tsc %ac/%fc/%bc/%sc/%rc %sq/%bq \\"%HM %HP\\""
   option dontlog-normal
   # Appends the client's address; the nodes believe it from 127.0.0.1 only (STAMPEDE_TRUST_PROXY).
   option forwardfor
@@ -83,21 +87,29 @@ defaults
   timeout http-request 10s
   timeout http-keep-alive 10s
   timeout queue 5s
-  timeout check 2s
+  # A check is a fresh connection, and a node saturated by a drop accepts those seconds late
+  # (docs/performance.md): a check gets 10 s, three failed in a row take a node out. With 2 s,
+  # then 5 s, a 10,000-user run on two cores had all three nodes out at once.
+  timeout check 10s
 
-frontend shoppers
+frontend ${FRONTEND}
   bind 127.0.0.1:${s.port}
   default_backend ${BACKEND}
 
 backend ${BACKEND}
   # Round robin, nothing sticky: no cookie, no stick table. Any node answers any request.
   balance roundrobin
-  # A node answers 503 here while it drains (SIGTERM) or has lost Redis or PostgreSQL; two
-  # failed checks a second apart take it out, within the nodes' STAMPEDE_DRAIN_MS.
+  # A node answers 503 here while it drains (SIGTERM) or has lost Redis or PostgreSQL. Checks
+  # every 2 s, every 0.5 s once one failed: a draining node is out within about 3 s, inside the
+  # nodes' STAMPEDE_DRAIN_MS (tools/deploy/deployment.ts).
   option httpchk GET /readyz
   http-check expect status 200
-  default-server check inter 1s fall 2 rise 2
+  default-server check inter 2s fastinter 500ms downinter 1s fall 3 rise 2
 ${s.servers.map((n) => `  server ${n.name} 127.0.0.1:${n.port}`).join('\n')}
+  # Fail open: with every node out (all slow at once, say), requests still go to them, unchecked,
+  # rather than each being answered 503 by the balancer. Reported as "while every node was out".
+  option allbackups
+${s.servers.map((n) => `  server ${n.name}${FALLBACK} 127.0.0.1:${n.port} backup no-check`).join('\n')}
 
 listen stats
   bind 127.0.0.1:${s.statsPort}
@@ -110,7 +122,7 @@ listen stats
 /** One node's line of the stats (`/stats;csv`): what the balancer sent it and what came back. */
 export interface ServerStats {
   name: string;
-  /** UP, DOWN, MAINT, "UP 1/2" (going down), ... */
+  /** UP, DOWN, MAINT, "UP 1/3" (going down), ... */
   status: string;
   /** Requests sent to it (`stot`: in HTTP mode each request is a stream of its own). */
   requests: number;
@@ -122,16 +134,32 @@ export interface ServerStats {
   /** Requests sent elsewhere after failing on it (`wredis`), tried again (`wretr`). */
   redispatched: number;
   retried: number;
+  /** Times its health checks took it out (`chkdown`), and for how long in all (`downtime`, s). */
+  wentDown: number;
+  downSec: number;
+  /** Of `requests`, those sent while every node was out (through its unchecked fallback entry). */
+  whileAllOut: number;
 }
 
-/** The backend's servers from the CSV of the stats page. */
-export function parseStats(csv: string, backend = BACKEND): ServerStats[] {
+export interface BalancerStats {
+  servers: ServerStats[];
+  /** Requests the balancer took in (`req_tot` of the frontend). */
+  received: number;
+  /**
+   * 5xx answers that no node sent: the balancer's own (503 when no node is up, 504 when one did
+   * not answer in time, 502 when one broke off).
+   */
+  own5xx: number;
+}
+
+/** The backend's servers and what the balancer answered itself, from the CSV of the stats page. */
+export function parseStats(csv: string, backend = BACKEND): BalancerStats {
   const [header, ...rows] = csv.split('\n').filter(Boolean);
   const names = header.replace(/^#\s*/, '').split(',');
   const at = (cells: string[], name: string) => cells[names.indexOf(name)] ?? '';
   const num = (cells: string[], name: string) => Number(at(cells, name)) || 0;
-  return rows
-    .map((row) => row.split(','))
+  const table = rows.map((row) => row.split(','));
+  const entries: ServerStats[] = table
     .filter((cells) => at(cells, 'pxname') === backend && !['FRONTEND', 'BACKEND'].includes(at(cells, 'svname')))
     .map((cells) => ({
       name: at(cells, 'svname'),
@@ -142,15 +170,34 @@ export function parseStats(csv: string, backend = BACKEND): ServerStats[] {
       responseErrors: num(cells, 'eresp'),
       redispatched: num(cells, 'wredis'),
       retried: num(cells, 'wretr'),
+      wentDown: num(cells, 'chkdown'),
+      downSec: num(cells, 'downtime'),
+      whileAllOut: 0,
     }));
+  // Each node's fallback entry is counted with the node.
+  const servers = entries.filter((s) => !s.name.endsWith(FALLBACK));
+  for (const fb of entries.filter((s) => s.name.endsWith(FALLBACK))) {
+    const node = servers.find((s) => s.name === fb.name.slice(0, -FALLBACK.length));
+    if (!node) continue;
+    node.requests += fb.requests;
+    node.whileAllOut += fb.requests;
+    for (const k of ['2xx', '3xx', '4xx', '5xx'] as const) node.answers[k] += fb.answers[k];
+    node.connectErrors += fb.connectErrors;
+    node.responseErrors += fb.responseErrors;
+    node.retried += fb.retried;
+    node.redispatched += fb.redispatched;
+  }
+  const frontend = table.find((cells) => at(cells, 'pxname') === FRONTEND && at(cells, 'svname') === 'FRONTEND') ?? [];
+  const nodes5xx = servers.reduce((sum, s) => sum + s.answers['5xx'], 0);
+  return { servers, received: num(frontend, 'req_tot'), own5xx: Math.max(0, num(frontend, 'hrsp_5xx') - nodes5xx) };
 }
 
 /** The requests each node got, as lines for a report. */
-export function requestsPerNode(stats: ServerStats[]): string {
-  const total = stats.reduce((sum, s) => sum + s.requests, 0);
+export function requestsPerNode({ servers, received, own5xx }: BalancerStats): string {
+  const total = servers.reduce((sum, s) => sum + s.requests, 0);
   const n = (x: number) => x.toLocaleString('en-US');
-  const lines = [`Requests per node (HAProxy, round robin): ${n(total)} in all`];
-  for (const s of stats) {
+  const lines = [`Requests per node (HAProxy, round robin): ${n(total)} sent to nodes of ${n(received)} received`];
+  for (const s of servers) {
     const share = total ? ((100 * s.requests) / total).toFixed(1) : '0.0';
     const a = s.answers;
     const trouble = [
@@ -158,12 +205,15 @@ export function requestsPerNode(stats: ServerStats[]): string {
       s.responseErrors && `${n(s.responseErrors)} broken answers`,
       s.retried && `${n(s.retried)} retried`,
       s.redispatched && `${n(s.redispatched)} sent elsewhere`,
+      s.wentDown && `taken out ${s.wentDown}× by failed checks, ${s.downSec} s in all`,
+      s.whileAllOut && `${n(s.whileAllOut)} while every node was out`,
     ].filter(Boolean);
     lines.push(
       `  ${s.name.padEnd(8)}${n(s.requests).padStart(10)}  ${share.padStart(5)} %  2xx ${n(a['2xx'])} · 3xx ${n(a['3xx'])} · 4xx ${n(a['4xx'])} · 5xx ${n(a['5xx'])}` +
-        `${trouble.length ? ` · ${trouble.join(' · ')}` : ''} · ${s.status}`,
+        `${trouble.length ? ` · ${trouble.join(' · ')}` : ''} · now ${s.status}`,
     );
   }
+  if (own5xx) lines.push(`  the balancer itself answered ${n(own5xx)} × 5xx (no node up, or one did not answer in time)`);
   return lines.join('\n');
 }
 
@@ -241,8 +291,8 @@ export class Balancer {
     throw new Error(`haproxy did not start (see ${logFile}):\n${balancer.tail.trim()}`);
   }
 
-  /** The backend's servers as the stats page has them now. */
-  async stats(): Promise<ServerStats[]> {
+  /** The backend's servers, and the balancer's own answers, as the stats page has them now. */
+  async stats(): Promise<BalancerStats> {
     const res = await fetch(`${this.statsUrl};csv`, { signal: AbortSignal.timeout(5000) });
     if (!res.ok) throw new Error(`haproxy's stats answered ${res.status}`);
     return parseStats(await res.text());
@@ -258,7 +308,7 @@ export class Balancer {
     while (Date.now() < deadline) {
       if (!this.running) throw new Error(`haproxy exited (see ${this.logFile}):\n${this.tail.trim()}`);
       try {
-        const down = (await this.stats()).filter((s) => s.status !== 'UP');
+        const down = (await this.stats()).servers.filter((s) => s.status !== 'UP');
         last = down.map((s) => `${s.name} ${s.status}`).join(', ');
         if (!down.length && (await fetch(`${this.url}/readyz`, { signal: AbortSignal.timeout(2000) })).status === 200) return;
       } catch (err) {
