@@ -34,7 +34,8 @@ import type { PaymentGateway } from './payments/gateway.js';
 import { SandboxGateway } from './payments/sandbox-gateway.js';
 import { RedisSandboxBook } from './payments/redis-sandbox-book.js';
 import { StripeGateway } from './payments/stripe-gateway.js';
-import { PacedGateway } from './payments/pacing.js';
+import { PacedGateway, type BucketSpec, type TokenBucketOptions } from './payments/pacing.js';
+import { SharedBucket } from './payments/shared-pacing.js';
 import { DeadlineGateway } from './payments/deadline.js';
 import { PaymentService } from './payments/payment-service.js';
 import { VoidSweeper } from './payments/void-sweeper.js';
@@ -223,7 +224,7 @@ export class Runtime {
     const ledger =
       opts.ledger ?? (await openLedger({ databaseUrl: config.databaseUrl ?? undefined, dataDir: config.databaseUrl ? undefined : config.dataDir }));
     // On Redis the sandbox's book goes beside the engine's keys, on its connection and under its prefix.
-    const gateway = opts.gateway ?? defaultGateway(config, engine instanceof RedisEngine ? { client: engine.client, prefix: engine.keys.prefix } : null);
+    const gateway = opts.gateway ?? defaultGateway(config, engine instanceof RedisEngine ? { client: engine.client, prefix: engine.keys.prefix } : null, log);
     const metrics = new Metrics({ defaults: opts.workers !== false && !opts.engine });
     const runtime = new Runtime(
       config,
@@ -262,8 +263,11 @@ export class Runtime {
   }
 }
 
-/** The configured card network. The sandbox keeps its book in the engine's Redis when there is one, so every node sees one network. */
-function defaultGateway(config: Readonly<Config>, redis: { client: ReturnType<typeof createRedis>; prefix: string } | null): PaymentGateway {
+/**
+ * The configured card network. On Redis the sandbox keeps its book there, so every node sees one
+ * network, and the pacing toward the processor is one budget for every node (shared-pacing.ts).
+ */
+function defaultGateway(config: Readonly<Config>, redis: { client: ReturnType<typeof createRedis>; prefix: string } | null, log: Logger): PaymentGateway {
   const network =
     config.paymentGateway === 'stripe'
       ? new StripeGateway({ apiKey: config.stripeApiKey! })
@@ -278,18 +282,20 @@ function defaultGateway(config: Readonly<Config>, redis: { client: ReturnType<ty
   // Every call has a deadline (SPEC §6): a card network that hangs gets a 503 within 2 s, not a hung checkout.
   const inner = new DeadlineGateway(network);
   // Processors rate-limit (Stripe: ~100/s live, 25/s per endpoint); over budget we wait in line.
+  const budget = (name: string, opts: TokenBucketOptions): BucketSpec =>
+    redis ? new SharedBucket({ ...opts, client: redis.client, key: `${redis.prefix}:pace:${config.paymentGateway}:${name}`, log }) : opts;
   return config.paymentGateway === 'stripe'
     ? new PacedGateway(inner, {
-        shared: { ratePerSec: 90, burst: 20 },
+        shared: budget('shared', { ratePerSec: 90, burst: 20 }),
         // Reads have a budget of their own at Stripe (search a smaller one): a void's check of its intent costs no write.
         perOperation: {
-          authorize: { ratePerSec: 25, burst: 5 },
-          capture: { ratePerSec: 25, burst: 5 },
-          retrieve: { ratePerSec: 90, burst: 20 },
-          lookup: { ratePerSec: 15, burst: 5 },
+          authorize: budget('authorize', { ratePerSec: 25, burst: 5 }),
+          capture: budget('capture', { ratePerSec: 25, burst: 5 }),
+          retrieve: budget('retrieve', { ratePerSec: 90, burst: 20 }),
+          lookup: budget('lookup', { ratePerSec: 15, burst: 5 }),
         },
       })
-    : new PacedGateway(inner, { shared: { ratePerSec: 2000, burst: 500 } });
+    : new PacedGateway(inner, { shared: budget('shared', { ratePerSec: 2000, burst: 500 }) });
 }
 
 function pickBuckets(opts: RuntimeOptions['rateLimits'], names: string[]) {

@@ -31,12 +31,22 @@ export interface TokenBucketOptions {
   now?: () => number;
 }
 
+/** What a gateway call waits on: a node's own {@link TokenBucket}, or one shared through Redis (shared-pacing.ts). */
+export interface Pacer {
+  /** Resolves when the caller may go; rejects with GatewayUnavailableError when the wait would be too long. */
+  take(): Promise<void>;
+  readonly calls: number;
+  readonly waited: number;
+  readonly rejected: number;
+  readonly queueLength: number;
+}
+
 interface Waiter {
   resolve: () => void;
 }
 
 /** A token bucket whose over-budget callers wait in FIFO order. */
-export class TokenBucket {
+export class TokenBucket implements Pacer {
   private readonly ratePerSec: number;
   private readonly burst: number;
   private readonly maxWaitMs: number;
@@ -124,8 +134,8 @@ export class TokenBucket {
   }
 }
 
-/** A bucket, or the options to make one. */
-export type BucketSpec = TokenBucket | TokenBucketOptions;
+/** A bucket (or another pacer), or the options to make a node's own bucket. */
+export type BucketSpec = Pacer | TokenBucketOptions;
 
 /** Options for {@link PacedGateway}. */
 export interface PacedGatewayOptions {
@@ -136,13 +146,13 @@ export interface PacedGatewayOptions {
 }
 
 const OPERATIONS: GatewayOperation[] = ['authorize', 'capture', 'void', 'charge', 'refund', 'lookup', 'retrieve'];
-const toBucket = (spec: BucketSpec) => (spec instanceof TokenBucket ? spec : new TokenBucket(spec));
+const toBucket = (spec: BucketSpec): Pacer => ('take' in spec ? spec : new TokenBucket(spec));
 
 /** A gateway decorator that takes a token before each call to the gateway it wraps. */
 export class PacedGateway implements PaymentGateway {
   readonly name: string;
   readonly lookupLagMs?: number;
-  private readonly buckets: Record<GatewayOperation, TokenBucket>;
+  private readonly buckets: Record<GatewayOperation, Pacer>;
 
   constructor(
     private readonly inner: PaymentGateway,
@@ -153,12 +163,12 @@ export class PacedGateway implements PaymentGateway {
     const shared = toBucket(opts.shared);
     this.buckets = Object.fromEntries(OPERATIONS.map((op) => [op, opts.perOperation?.[op] ? toBucket(opts.perOperation[op]) : shared])) as Record<
       GatewayOperation,
-      TokenBucket
+      Pacer
     >;
   }
 
   /** The bucket an operation draws from (several operations may share one). */
-  bucket(op: GatewayOperation): TokenBucket {
+  bucket(op: GatewayOperation): Pacer {
     return this.buckets[op];
   }
 
