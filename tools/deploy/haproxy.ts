@@ -71,6 +71,8 @@ defaults
   # cut it from their own logs too). Only what went wrong is logged: a drop sends 100,000s.
   log-format "%ci:%cp [%tr] %ft %b/%s %TR/%Tw/%Tc/%Tr/%Ta %ST %B %tsc %ac/%fc/%bc/%sc/%rc %sq/%bq \\"%HM %HP\\""
   option dontlog-normal
+  # A connection closed before its first request (a client's spare socket) is not a 400.
+  option http-ignore-probes
   # Appends the client's address; the nodes believe it from 127.0.0.1 only (STAMPEDE_TRUST_PROXY).
   option forwardfor
   # A request that could not reach a node (it died, it closed) is sent to another.
