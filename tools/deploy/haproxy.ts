@@ -82,7 +82,9 @@ defaults
   # A node on this host accepts at once or is down: fail fast and try another.
   timeout connect 2s
   # Event streams stay open for the whole wait (minutes), with a comment line every 15 s; polls
-  # and purchases answer within seconds. An idle stream is cut only after these.
+  # and purchases answer within seconds. A stream is an ordinary response to HAProxy, so the
+  # client and server timeouts are what cut a quiet one (tried: 3 s there and a tunnel timeout of
+  # an hour cut it at 3 s); the tunnel timeout only covers upgraded connections (WebSocket).
   timeout client 10m
   timeout server 10m
   timeout tunnel 1h
