@@ -19,6 +19,7 @@ import { Auth } from './http/auth.js';
 import { SaleTraffic } from './http/sale-traffic.js';
 import { SaleService } from './sales/sale-service.js';
 import { SaleStats } from './sales/sale-stats.js';
+import { NodeFigures } from './sales/node-figures.js';
 import { SaleFollower } from './sales/sale-follower.js';
 import { rebuildOnMissing } from './sales/rebuild-on-missing.js';
 import { SaleMonitor } from './queue/sale-monitor.js';
@@ -93,6 +94,8 @@ export class Runtime {
   readonly passes: AdmissionPassSigner;
   /** The admin's live counters of a sale. */
   readonly stats: SaleStats;
+  /** Every node's live counters (node-figures.ts). */
+  readonly figures: NodeFigures;
   /** Keeps every current sale loaded in the engine and watched. */
   readonly follower: SaleFollower;
   /** Publishes the outbox to NATS JetStream when NATS_URL is set. */
@@ -184,14 +187,17 @@ export class Runtime {
       },
     });
     this.follower = new SaleFollower(this.sales, this.monitor, this.clock, log, config.engineRetentionSec * 1000);
+    this.figures = new NodeFigures(redis && { client: redis, key: (saleId) => `${config.redisPrefix}:{sale:${saleId}}:nodes` }, {
+      counts: (saleId) => ({ ...this.traffic.read(saleId), streams: this.sse.streamsOf(saleId) }),
+      sales: () => [...new Set([...this.traffic.recentSales(), ...this.sse.saleIds()])],
+    });
     this.stats = new SaleStats({
       sales: this.sales,
       monitor: this.monitor,
       clock: this.clock,
       checkout: this.checkout,
       payments: this.payments,
-      traffic: this.traffic,
-      sse: this.sse,
+      figures: this.figures,
     });
   }
 
@@ -249,12 +255,14 @@ export class Runtime {
   async start(): Promise<void> {
     await this.clock.sync();
     await this.follower.discover();
+    this.figures.start();
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     this.monitor.stop();
+    this.figures.stop();
     await this.admission.stop();
     this.sse.close();
     await this.outbox?.close();

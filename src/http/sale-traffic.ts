@@ -26,6 +26,14 @@ export class SaleTraffic {
     if (code) c.rejections.set(code, (c.rejections.get(code) ?? 0) + 1);
   }
 
+  /** The sales this node counted a request of in the last minute. */
+  recentSales(): string[] {
+    const since = Math.floor(Date.now() / 1000) - WINDOW_SEC;
+    const recent: string[] = [];
+    for (const [saleId, c] of this.sales) if (c.stamp.some((s) => s > since)) recent.push(saleId);
+    return recent;
+  }
+
   /** Mean requests per second over the last `overSec` whole seconds, and all refusals so far. */
   read(saleId: string, overSec = 5): { requestsPerSec: number; rejections: Record<string, number> } {
     const c = this.sales.get(saleId);

@@ -70,6 +70,16 @@ export class SseHub {
     return this.count;
   }
 
+  /** Streams this node holds for one sale. */
+  streamsOf(saleId: string): number {
+    return this.sales.get(saleId)?.all.size ?? 0;
+  }
+
+  /** The sales this node holds streams for. */
+  saleIds(): string[] {
+    return [...this.sales.keys()];
+  }
+
   /** What the hub holds, for tests and the dashboard: everything returns to zero when clients leave. */
   stats(): { streams: number; sales: number; pending: number; undrawn: number; addresses: number } {
     let pending = 0;

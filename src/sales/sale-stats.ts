@@ -1,14 +1,13 @@
 /**
  * The admin's live counters of a sale: a read model over the tiers, each asked through its own
  * service — the sale record, the engine's picture (queue and stock), orders and authorisations
- * by status, this node's traffic and streams.
+ * by status, and every node's traffic and streams (node-figures.ts).
  */
 import type { CheckoutService } from '../checkout/checkout-service.js';
 import type { EngineClock } from '../engine/engine-clock.js';
-import type { SaleTraffic } from '../http/sale-traffic.js';
+import type { NodeFigures } from './node-figures.js';
 import type { PaymentService } from '../payments/payment-service.js';
 import type { SaleMonitor } from '../queue/sale-monitor.js';
-import type { SseHub } from '../queue/sse-hub.js';
 import type { SaleService } from './sale-service.js';
 import { isUnavailable } from '../errors.js';
 
@@ -25,8 +24,7 @@ export class SaleStats {
       clock: EngineClock;
       checkout: Pick<CheckoutService, 'orderCounts'>;
       payments: Pick<PaymentService, 'counts'>;
-      traffic: SaleTraffic;
-      sse: Pick<SseHub, 'size'>;
+      figures: Pick<NodeFigures, 'read'>;
     },
   ) {}
 
@@ -44,12 +42,11 @@ export class SaleStats {
   }
 
   private async compute(saleId: string) {
-    const { sales, monitor, clock, checkout, payments, traffic, sse } = this.deps;
+    const { sales, monitor, clock, checkout, payments, figures } = this.deps;
     const sale = await sales.fresh(saleId);
     const live = await monitor.refresh(sale.id);
-    const [orders, authorizations] = await Promise.all([checkout.orderCounts(sale.id), payments.counts(sale.id)]);
+    const [orders, authorizations, nodes] = await Promise.all([checkout.orderCounts(sale.id), payments.counts(sale.id), figures.read(sale.id)]);
     const snap = live?.snapshot;
-    const rates = traffic.read(sale.id);
     return {
       sale_id: sale.id,
       status: monitor.get(sale.id)?.status ?? 'scheduled',
@@ -69,10 +66,12 @@ export class SaleStats {
       })),
       orders,
       authorizations,
-      requests_per_sec: Math.round(rates.requestsPerSec * 10) / 10,
-      rejections: rates.rejections,
+      // Summed over the nodes (and worker processes) that wrote figures in the last 5 s.
+      requests_per_sec: Math.round(nodes.requestsPerSec * 10) / 10,
+      rejections: nodes.rejections,
       bot_flags: snap?.flags ?? {},
-      sse_connections: sse.size,
+      sse_connections: nodes.streams,
+      nodes_reporting: nodes.nodes,
       ...(live?.stale ? { stale: true as const } : {}),
     };
   }

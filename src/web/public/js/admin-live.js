@@ -126,6 +126,7 @@ function paintStats(s) {
   set('kpi-remaining', remaining);
   set('kpi-rps', s.requests_per_sec);
   set('kpi-sse', s.sse_connections);
+  set('kpi-nodes', s.nodes_reporting ?? 1);
 
   const rows = s.items.map((i) => [i.sku, i.quantity, i.sold, i.held, i.remaining]);
   const body = $('items-live').tBodies[0];
