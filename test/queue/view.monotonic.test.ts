@@ -7,23 +7,19 @@
  * Both nodes date an admission by the engine's record of the advance, so they name one window.
  */
 import { afterAll, beforeAll, expect, it, vi } from 'vitest';
-import { admitEveryone, createSale, describeStacks, enter, openStack, userToken, type Stack } from '../support/stack.js';
+import { admitEveryone, createSale, describeStacks, enter, twoNodes, userToken, type Stack } from '../support/stack.js';
 
 describeStacks("a shopper's view across two nodes", (kind) => {
   let a: Stack;
   let b: Stack;
+  let nodes: Awaited<ReturnType<typeof twoNodes>>;
 
   beforeAll(async () => {
-    const first = await openStack(kind, { workers: false });
-    if (!first) return;
-    a = first;
-    b = (await openStack(kind, { peer: a, workers: false }))!;
+    nodes = await twoNodes(kind);
+    if (nodes) ({ a, b } = nodes);
   });
 
-  afterAll(async () => {
-    await b?.close();
-    await a?.close();
-  });
+  afterAll(() => nodes?.close());
 
   const status = async (node: Stack, saleId: string, ticket: string, seen?: number | string) => {
     const url = `/api/flash-sales/${saleId}/status?ticket=${encodeURIComponent(ticket)}${seen === undefined ? '' : `&seen=${seen}`}`;

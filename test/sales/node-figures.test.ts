@@ -4,23 +4,19 @@
  * dashboard showed whichever node answered. A node that stops writing ages out of the sum.
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { adminHeaders, createSale, describeStacks, openStack, type Stack } from '../support/stack.js';
+import { adminHeaders, createSale, describeStacks, twoNodes, type Stack } from '../support/stack.js';
 
 describeStacks('live counters across nodes', (kind) => {
   let a: Stack;
   let b: Stack;
+  let nodes: Awaited<ReturnType<typeof twoNodes>>;
 
   beforeAll(async () => {
-    const first = await openStack(kind, { workers: false });
-    if (!first) return;
-    a = first;
-    b = (await openStack(kind, { peer: a, workers: false }))!;
+    nodes = await twoNodes(kind);
+    if (nodes) ({ a, b } = nodes);
   });
 
-  afterAll(async () => {
-    await b?.close();
-    await a?.close();
-  });
+  afterAll(() => nodes?.close());
 
   const stats = async (node: Stack, saleId: string) =>
     (await node.app.inject({ method: 'GET', url: `/api/admin/flash-sales/${saleId}/stats`, headers: adminHeaders })).json();

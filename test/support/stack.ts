@@ -146,6 +146,18 @@ export async function openStack(kind: StackKind, opts: StackOptions = {}): Promi
   };
 }
 
+/**
+ * Two nodes of one stack (B a peer of A: the same engine and ledger) without background loops, so
+ * each node's picture of a sale moves only when a test refreshes it; null when the stack's
+ * services are unavailable (skip).
+ */
+export async function twoNodes(kind: StackKind): Promise<{ a: Stack; b: Stack; close(): Promise<void> } | null> {
+  const a = await openStack(kind, { workers: false });
+  if (!a) return null;
+  const b = (await openStack(kind, { peer: a, workers: false }))!;
+  return { a, b, close: () => allSteps([() => b.close(), () => a.close()]) };
+}
+
 /** Runs `fn` as a describe block per stack (`STACKS`, or the list given). */
 export function describeStacks(title: string, fn: (kind: StackKind) => void, kinds: StackKind[] = STACKS) {
   for (const kind of kinds) describe(`${title} [${kind}]`, () => fn(kind));
