@@ -96,6 +96,7 @@ export class CheckoutService {
   private async attempt(req: PurchaseRequest, retried: boolean): Promise<OrderView> {
     this.refuseIfSoldOut(req.saleId, req.userId, req.sku);
     const ticket = this.screen(req.saleId, req.ticket, req.userId);
+    await this.refuseIfFarFromAdmission(req.saleId, ticket);
     // A double click must not turn into a 429: a key seen lately skips the limit.
     const seen = `${req.saleId}|${req.userId}|${req.idempotencyKey}`;
     if (!this.recentKeys.has(seen)) await this.limits.consume('purchase', req.userId);
@@ -232,6 +233,26 @@ export class CheckoutService {
     const live = this.monitor.get(saleId);
     if (live && ticket.epoch !== live.snapshot.epoch) throw new StampedeError('QUEUE_RESTARTED');
     return ticket;
+  }
+
+  /**
+   * A ticket so far back in line that the engine cannot have admitted it yet is refused here,
+   * without a rate limit or an engine call: bots holding waiting tickets hammer purchase, and each
+   * such attempt cost the sale's shard three calls (docs/capacity.md: ~20,000 of them a second
+   * fill it). "Cannot": the engine admits at most the sale's rate a second plus one second's
+   * carried allowance, so since this node's picture (`age` old, engine time) the watermark moved
+   * at most rate × (age + 1 s); the reach is twice that, against a rate changed just before the
+   * start while this node held the old record (kept up to 2 s). Within reach, with no fresh
+   * picture, or for a pre-queue ticket whose place is not in it, the engine decides as before.
+   */
+  private async refuseIfFarFromAdmission(saleId: string, ticket: Ticket): Promise<void> {
+    const live = this.monitor.get(saleId);
+    if (!live || live.stale || ticket.place <= 0) return;
+    const ageSec = (this.clock.now(saleId) - live.snapshot.now) / 1000;
+    if (!(ageSec >= 0 && ageSec <= 5)) return;
+    const sale = await this.sales.get(saleId);
+    const reach = live.snapshot.watermark + 2 * Math.ceil(sale.queue.admissionRatePerSec * (ageSec + 1)) + 10;
+    if (ticket.place > reach) throw new StampedeError('NOT_ADMITTED');
   }
 
   /** Pays a reserved order later (`POST /api/orders/{id}/pay`), within the per-user purchase limit. */
