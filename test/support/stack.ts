@@ -28,7 +28,7 @@ const NO_SERVICES = process.env.STAMPEDE_TEST_SERVICES === 'none';
 /** Both stacks; `npm run test:unit` (STAMPEDE_TEST_SERVICES=none) runs the embedded one only. */
 export const STACKS: StackKind[] = NO_SERVICES ? ['embedded'] : ['embedded', 'redis+pg'];
 /** Both stacks and the cluster, for the suites that prove the invariants (the checkout's). */
-export const STACKS_AND_CLUSTER: StackKind[] = NO_SERVICES ? STACKS : [...STACKS, 'cluster+pg'];
+const STACKS_AND_CLUSTER: StackKind[] = NO_SERVICES ? STACKS : [...STACKS, 'cluster+pg'];
 
 export const ADMIN_TOKEN = 'test-admin-token-0123456789';
 
@@ -161,6 +161,11 @@ export async function twoNodes(kind: StackKind): Promise<{ a: Stack; b: Stack; c
 /** Runs `fn` as a describe block per stack (`STACKS`, or the list given). */
 export function describeStacks(title: string, fn: (kind: StackKind) => void, kinds: StackKind[] = STACKS) {
   for (const kind of kinds) describe(`${title} [${kind}]`, () => fn(kind));
+}
+
+/** The same on both stacks and the local Redis Cluster: for the suites that prove the invariants (the checkout's). */
+export function describeStacksAndCluster(title: string, fn: (kind: StackKind) => void) {
+  describeStacks(title, fn, STACKS_AND_CLUSTER);
 }
 
 /** A user token for a fresh user (or the given id). */
