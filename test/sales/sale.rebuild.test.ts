@@ -51,6 +51,28 @@ describeStacks('a sale the engine lost', (kind) => {
     expect([unknown.statusCode, unknown.json().error.code]).toEqual([404, 'SALE_NOT_FOUND']);
   });
 
+  it("after the rebuild, an admission is dated by the new queue's record, not the lost queue's", async (ctx) => {
+    if (!stack) return ctx.skip();
+    const s = stack;
+    const sale = await createSale(s, { queue: { mode: 'fifo', admission_rate_per_sec: 100_000, admitted_ttl_sec: 30, max_active: 1_000_000 } });
+    for (let i = 0; i < 5; i++) await enter(s, sale.id, await userToken(s));
+    await admitEveryone(s, sale.id);
+    // The node copied the old queue's advances (up to watermark 5); later ones are dated later.
+    await new Promise((r) => setTimeout(r, 50));
+
+    // Redis loses the sale; the rebuilt queue starts again at watermark 0, in a new epoch.
+    await s.engine.dropSale(sale.id);
+    const newcomer = await userToken(s);
+    const ticket = await enter(s, sale.id, newcomer);
+    expect(ticket.place).toBe(1);
+    await admitEveryone(s, sale.id);
+    const view = await s.app.inject({ method: 'GET', url: `/api/flash-sales/${sale.id}/status?ticket=${encodeURIComponent(ticket.queue_ticket)}` });
+    expect(view.json().status).toBe('admitted');
+    // The window runs from the new queue's advance that reached place 1, as the engine records it.
+    const [[, admittedAt]] = (await s.engine.snapshot(sale.id, 0)).advances;
+    expect(view.json().admission_expires_at).toBe(new Date(admittedAt + 30_000).toISOString());
+  });
+
   it('a sale long over, brought back by a read, expires from Redis again (old ids cannot pin the engine)', async (ctx) => {
     if (!stack || !(stack.engine instanceof RedisEngine)) return ctx.skip();
     const now = Date.now();
