@@ -53,8 +53,13 @@ export class NodeFigures {
       this.own.sales().map(async (saleId) => {
         const k = key(saleId);
         try {
-          await client.hset(k, this.nodeId, JSON.stringify({ ...this.own.counts(saleId), at: Date.now() }));
-          await client.pexpire(k, KEEP_MS);
+          // One transaction: a node that dies between the two must not leave the hash without its expiry.
+          const reply = await client
+            .multi()
+            .hset(k, this.nodeId, JSON.stringify({ ...this.own.counts(saleId), at: Date.now() }))
+            .pexpire(k, KEEP_MS)
+            .exec();
+          if (!reply) throw new Error('transaction aborted');
         } catch {
           // A counter: the next second writes again.
         }

@@ -4,6 +4,7 @@
  * dashboard showed whichever node answered. A node that stops writing ages out of the sum.
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import type { RedisEngine } from '../../src/engine/redis/redis-engine.js';
 import { adminHeaders, createSale, describeStacks, twoNodes, type Stack } from '../support/stack.js';
 
 describeStacks('live counters across nodes', (kind) => {
@@ -40,6 +41,11 @@ describeStacks('live counters across nodes', (kind) => {
         return;
       }
       for (const s of [fromA, fromB]) expect([s.nodes_reporting, s.rejections]).toEqual([2, { SOLD_OUT: 8, RATE_LIMITED: 1 }]);
+      // The figures expire on their own (10 s after the last write): nothing to clean up after a node.
+      const key = `${a.runtime.config.redisPrefix}:{sale:${sale.id}}:nodes`;
+      const redis = (a.engine as RedisEngine).client;
+      expect(await redis.hlen(key)).toBe(2);
+      expect(await redis.pttl(key)).toBeGreaterThan(0);
 
       // B stops (its figures are no longer written): after 5 s they no longer count.
       b.runtime.figures.stop();
