@@ -33,6 +33,12 @@ export interface EngineSale {
   maxActive: number;
   reservationTtlSec: number;
   items: EngineItem[];
+  /**
+   * Queue lanes (a mega-drop): the queue's entries spread over this many counters, each in a hash
+   * slot of its own (`lanes.ts`). 1 (the default) keeps the whole queue in the sale's slot. Fixed
+   * for the sale's life. Only for `fifo` sales.
+   */
+  queueShards?: number;
 }
 
 /** A live hold on stock: the engine half of an order that is not yet confirmed. */
@@ -66,6 +72,12 @@ export interface EnterResult {
   fresh: boolean;
   /** True when the place is a shadow place: it looks normal and is never admitted. */
   shadow: boolean;
+}
+
+export interface EnterOptions {
+  draw: number;
+  shadowReason?: string;
+  floor?: number;
 }
 
 export interface ReserveRequest {
@@ -177,8 +189,13 @@ export interface Engine {
   /** One cheap read of what a node caches: buyers from index `buyersFrom`, watermark advances above `admittedFrom` (default 0: all). */
   snapshot(saleId: string, buyersFrom: number, admittedFrom?: number): Promise<SaleSnapshot>;
 
-  /** Gives the user a place (or their existing one). `draw` is a uniform random in [0,1) for the pre-queue lottery. */
-  enterQueue(saleId: string, userId: string, opts: { draw: number; shadowReason?: string }): Promise<EnterResult>;
+  /**
+   * Gives the user a place (or their existing one). `draw` is a uniform random in [0,1) for the
+   * pre-queue lottery. `floor`, for a sale with queue lanes: the watermark as the caller last saw
+   * it; a lane behind it skips ahead, so a new place is above it (a lane's step does not read the
+   * sale's own slot).
+   */
+  enterQueue(saleId: string, userId: string, opts: EnterOptions): Promise<EnterResult>;
   /** The user's real place, once drawn (null if they have none or the draw has not happened). */
   placeOf(saleId: string, userId: string): Promise<number | null>;
   /** One admission-controller step: moves the watermark by what the rate, the active cap and the stock allow. */

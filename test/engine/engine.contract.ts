@@ -6,6 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Engine, ReserveRequest } from '../../src/engine/engine.js';
 import { StampedeError } from '../../src/errors.js';
+import { laneOf } from '../../src/engine/lanes.js';
 import { admitAll, engineSale, enterAndAdmit, freshLoad, sleep } from '../support/sales.js';
 
 export interface EngineFixture {
@@ -434,6 +435,124 @@ export function engineContract(name: string, open: () => Promise<EngineFixture |
       for (let i = 0; i < 100 && (await engine.hasSale(sale.id)); i++) await new Promise((r) => setTimeout(r, 50));
       expect(await engine.hasSale(sale.id)).toBe(false);
       expect(await engine.placeOf(sale.id, 'a').catch(() => null)).toBeNull();
+    });
+
+    // Queue lanes (a mega-drop): the queue spread over S counters, each in a slot of its own.
+    const inLane = (lane: number, shards: number, count: number, tag = randomUUID().slice(0, 6)) => {
+      const users: string[] = [];
+      for (let i = 0; users.length < count; i++) if (laneOf(`${tag}-${i}`, shards) === lane) users.push(`${tag}-${i}`);
+      return users;
+    };
+
+    test('queue lanes: places interleave by lane, distinct, and entering again finds the same one', async () => {
+      const sale = engineSale({ queueShards: 3 });
+      await engine.loadSale(freshLoad(sale));
+      const users = Array.from({ length: 60 }, (_, i) => `lane-user-${i}`);
+      const first = await Promise.all(users.map((u) => engine.enterQueue(sale.id, u, { draw: 0 })));
+      const places = first.map((r) => r.place);
+      expect(new Set(places).size).toBe(60);
+      first.forEach((r, i) => {
+        expect(r.fresh).toBe(true);
+        expect((r.place - 1) % 3).toBe(laneOf(users[i], 3));
+      });
+      // Within a lane, places are 1st, 2nd, 3rd … of that lane: no gaps without a floor.
+      for (let lane = 0; lane < 3; lane++) {
+        const mine = places.filter((p) => (p - 1) % 3 === lane).sort((a, b) => a - b);
+        expect(mine).toEqual(mine.map((_, n) => n * 3 + lane + 1));
+      }
+      const again = await engine.enterQueue(sale.id, users[7], { draw: 0 });
+      expect(again).toMatchObject({ place: places[7], fresh: false, shadow: false, epoch: first[7].epoch });
+      expect(await engine.placeOf(sale.id, users[7])).toBe(places[7]);
+      expect(await engine.placeOf(sale.id, 'never-entered')).toBeNull();
+      // The snapshot counts entrants as of the last admission step, and admission lets in all 60.
+      await admitAll(engine, sale.id);
+      const snap = await engine.snapshot(sale.id, 0);
+      expect(snap.entered).toBe(60);
+      expect(snap.watermark).toBe(Math.max(...places));
+      await engine.dropSale(sale.id);
+    });
+
+    test('queue lanes: a step lets in exactly n waiting people, in place order, over places no lane gave out', async () => {
+      // Six in lane 0 (places 1, 4, 7, 10, 13, 16), one in lane 2 (place 3); lane 1 is empty.
+      const sale = engineSale({ queueShards: 3, maxActive: 5 });
+      await engine.loadSale(freshLoad(sale));
+      const zero = inLane(0, 3, 6);
+      const two = inLane(2, 3, 1);
+      for (const u of [...zero, ...two]) await engine.enterQueue(sale.id, u, { draw: 0 });
+      await sleep(5);
+      // The active cap lets 5 in: places 1, 3, 4, 7, 10.
+      expect(await engine.admit(sale.id)).toEqual({ watermark: 10, admitted: 5 });
+      const snap = await engine.snapshot(sale.id, 0);
+      expect(snap).toMatchObject({ watermark: 10, active: 5, entered: 7 });
+      expect(await codeOf(engine.reserve(sale.id, req(zero[4], 13)))).toBe('NOT_ADMITTED');
+      expect(await codeOf(engine.reserve(sale.id, req(zero[3], 10)))).toBe('OK');
+      // The hold freed a slot: the next step lets in exactly one more (place 13), not the holes.
+      await sleep(5);
+      expect(await engine.admit(sale.id)).toEqual({ watermark: 13, admitted: 1 });
+      await engine.dropSale(sale.id);
+    });
+
+    test('queue lanes: a newcomer gets a place above the watermark it was given, and the skipped numbers are never waited for', async () => {
+      const sale = engineSale({ queueShards: 3 });
+      await engine.loadSale(freshLoad(sale));
+      for (const u of inLane(0, 3, 6)) await engine.enterQueue(sale.id, u, { draw: 0 });
+      const watermark = await admitAll(engine, sale.id);
+      expect(watermark).toBe(16);
+      // Lane 1 gave no place yet: its next would be 2, far below the line. With the line at 16
+      // it starts above it, at 17.
+      const [late] = inLane(1, 3, 1);
+      expect((await engine.enterQueue(sale.id, late, { draw: 0, floor: watermark })).place).toBe(17);
+      await sleep(5);
+      expect(await engine.admit(sale.id)).toEqual({ watermark: 17, admitted: 1 });
+      // Without a floor a lane hands out its next number: lane 2's first place is 3.
+      const [stale] = inLane(2, 3, 1);
+      expect((await engine.enterQueue(sale.id, stale, { draw: 0 })).place).toBe(3);
+      await engine.dropSale(sale.id);
+    });
+
+    test('queue lanes: a shadow entrant gets its lane’s next place without taking it, and is counted by reason', async () => {
+      const sale = engineSale({ queueShards: 2 });
+      await engine.loadSale(freshLoad(sale));
+      const [bot, human] = inLane(1, 2, 2);
+      const shadow = await engine.enterQueue(sale.id, bot, { draw: 0, shadowReason: 'headless' });
+      expect(shadow).toMatchObject({ place: 2, shadow: true, fresh: true });
+      expect(await engine.enterQueue(sale.id, bot, { draw: 0 })).toMatchObject({ place: 2, shadow: true, fresh: false });
+      expect(await engine.enterQueue(sale.id, human, { draw: 0 })).toMatchObject({ place: 2, shadow: false });
+      await engine.admit(sale.id);
+      const snap = await engine.snapshot(sale.id, 0);
+      expect(snap.flags).toEqual({ headless: 1 });
+      expect(snap.entered).toBe(1);
+      await engine.dropSale(sale.id);
+    });
+
+    test('queue lanes: 1,000 concurrent holds on 100 units across 4 lanes: exactly 100, the per-user limit exact', async () => {
+      const sale = engineSale({ queueShards: 4 });
+      await engine.loadSale(freshLoad(sale));
+      const users = Array.from({ length: 500 }, (_, i) => `lu${i}`);
+      const places = await enterAndAdmit(engine, sale.id, users);
+      // Every user tries twice at once with different keys: the limit is 1 each.
+      const tries = users.flatMap((u) => [u, u]).map((u) => codeOf(engine.reserve(sale.id, req(u, places.get(u)!))));
+      const results = await Promise.all(tries);
+      expect(results.filter((r) => r === 'OK')).toHaveLength(100);
+      const snap = await engine.snapshot(sale.id, 0);
+      expect(snap.remaining.phone).toBe(0);
+      expect(new Set(snap.buyers).size).toBe(100);
+      await engine.dropSale(sale.id);
+    });
+
+    test('queue lanes: entering an ended or cancelled sale is refused', async () => {
+      const sale = engineSale({ queueShards: 3, endsAt: Date.now() + 400 });
+      await engine.loadSale(freshLoad(sale));
+      await engine.snapshot(sale.id, 0);
+      await sleep(600);
+      expect(await codeOf(engine.enterQueue(sale.id, 'late', { draw: 0 }))).toBe('SALE_ENDED');
+      const cancelled = engineSale({ queueShards: 3 });
+      await engine.loadSale(freshLoad(cancelled));
+      await engine.updateSale({ ...cancelled, cancelled: true });
+      await engine.snapshot(cancelled.id, 0);
+      expect(await codeOf(engine.enterQueue(cancelled.id, 'any', { draw: 0 }))).toBe('SALE_CANCELLED');
+      await engine.dropSale(sale.id);
+      await engine.dropSale(cancelled.id);
     });
 
     test('the engine clock is within a second of real time', async () => {

@@ -21,15 +21,22 @@ export function engineSale(overrides: Partial<EngineSale> = {}): EngineSale {
 
 export const freshLoad = (sale: EngineSale): SaleLoad => ({ sale, sold: {}, holds: [], perUser: [] });
 
-/** Calls `admit` until the watermark covers everyone who entered (or nothing moves for a while). */
+/**
+ * Calls `admit` until nobody is left waiting: it admits nothing twice running and the watermark
+ * covers every entrant (or nothing moves for a while). A sale with queue lanes learns its
+ * entrants at each step, and its places may have gaps, so the step runs at least twice.
+ */
 export async function admitAll(engine: Engine, saleId: string): Promise<number> {
   let still = 0;
   for (;;) {
-    const snap = await engine.snapshot(saleId, 0);
-    if (snap.watermark >= snap.entered) return snap.watermark;
     const { admitted } = await engine.admit(saleId);
-    if (admitted === 0 && ++still > 10) return snap.watermark;
-    if (admitted === 0) await new Promise((r) => setTimeout(r, 5));
+    if (admitted > 0) {
+      still = 0;
+      continue;
+    }
+    const snap = await engine.snapshot(saleId, 0);
+    if ((still > 0 && snap.watermark >= snap.entered) || ++still > 10) return snap.watermark;
+    await new Promise((r) => setTimeout(r, 5));
   }
 }
 

@@ -12,6 +12,7 @@ import type {
   EngineInspection,
   EngineRepair,
   EngineSale,
+  EnterOptions,
   EnterResult,
   ReserveRequest,
   ReserveResult,
@@ -22,6 +23,7 @@ import { refuse } from '../engine-refusals.js';
 import { initialState, userSku } from '../initial-state.js';
 import { admittedAt, draw, entered, prequeued, purgeLapsed, type SaleState } from './sale-state.js';
 import { advancesAbove } from '../watermark-log.js';
+import { advanceOverLanes, laneFirstAbove, laneOf, lanePlace, takenUpTo } from '../lanes.js';
 
 export class MemoryEngine implements Engine {
   readonly kind = 'memory' as const;
@@ -62,6 +64,8 @@ export class MemoryEngine implements Engine {
       shadow: new Map(),
       flags: new Map(),
       seq: 0,
+      lanes: lanesOf(load.sale),
+      laneEntered: 0,
       watermark: 0,
       watermarkLog: [],
       active: new Map(),
@@ -90,7 +94,8 @@ export class MemoryEngine implements Engine {
       if (!next.has(old.sku) && (s.stock.get(old.sku) ?? 0) !== old.quantity) refuse('INVALID_SALE');
     }
     s.stock = next;
-    s.sale = structuredClone(sale);
+    // Lanes are fixed for the sale's life (the API refuses a change): places already given depend on them.
+    s.sale = { ...structuredClone(sale), queueShards: s.sale.queueShards };
   }
 
   async dropSale(saleId: string) {
@@ -176,7 +181,7 @@ export class MemoryEngine implements Engine {
     };
   }
 
-  async enterQueue(saleId: string, userId: string, opts: { draw: number; shadowReason?: string }): Promise<EnterResult> {
+  async enterQueue(saleId: string, userId: string, opts: EnterOptions): Promise<EnterResult> {
     const s = this.state(saleId);
     const now = this.clock();
     if (s.sale.cancelled) refuse('SALE_CANCELLED');
@@ -191,6 +196,7 @@ export class MemoryEngine implements Engine {
     if (s.drawnPlaces?.has(userId)) return found(s.drawnPlaces.get(userId)!);
     if (s.prequeue.has(userId)) return found(0);
 
+    if (s.lanes.length) return this.enterLane(s, userId, opts);
     if (opts.shadowReason) {
       // A place that looks like the next real one, in a space the watermark never serves.
       const place = randomized && s.drawnPlaces === null ? 0 : entered(s) + 1;
@@ -204,6 +210,25 @@ export class MemoryEngine implements Engine {
     }
     s.seq += 1;
     const place = prequeued(s) + s.seq;
+    s.places.set(userId, place);
+    return { place, epoch: s.epoch, fresh: true, shadow: false };
+  }
+
+  /** `enterQueue` for a sale with lanes: what `enterLane-3.lua` does in the lane's own slot. */
+  private enterLane(s: SaleState, userId: string, opts: EnterOptions): EnterResult {
+    const shards = s.lanes.length;
+    const k = laneOf(userId, shards);
+    const lane = s.lanes[k];
+    lane.seq = Math.max(lane.seq, laneFirstAbove(opts.floor ?? 0, k, shards) - 1);
+    if (opts.shadowReason) {
+      const place = lanePlace(lane.seq + 1, k, shards);
+      s.shadow.set(userId, place);
+      lane.flags.set(opts.shadowReason, (lane.flags.get(opts.shadowReason) ?? 0) + 1);
+      return { place, epoch: s.epoch, fresh: true, shadow: true };
+    }
+    lane.seq += 1;
+    lane.count += 1;
+    const place = lanePlace(lane.seq, k, shards);
     s.places.set(userId, place);
     return { place, epoch: s.epoch, fresh: true, shadow: false };
   }
@@ -223,6 +248,11 @@ export class MemoryEngine implements Engine {
       s.carry = 0;
       return { watermark: s.watermark, admitted: 0 };
     };
+    if (s.lanes.length) {
+      s.laneEntered = s.lanes.reduce((n, lane) => n + lane.count, 0);
+      s.flags = new Map();
+      for (const lane of s.lanes) for (const [reason, n] of lane.flags) s.flags.set(reason, (s.flags.get(reason) ?? 0) + n);
+    }
     if (sale.cancelled || now < sale.startsAt || now >= sale.endsAt) return idle();
     if (sale.mode === 'randomized_prequeue') draw(s);
     let stock = 0;
@@ -232,10 +262,17 @@ export class MemoryEngine implements Engine {
     purgeLapsed(s, now);
     const tokens = Math.min(s.carry + ((now - s.lastTickAt) * sale.admissionRatePerSec) / 1000, Math.max(1, sale.admissionRatePerSec));
     const room = sale.maxActive - s.active.size;
-    const waiting = entered(s) - s.watermark;
+    const seqs = s.lanes.map((lane) => lane.seq);
+    const waiting = s.lanes.length ? seqs.reduce((a, b) => a + b, 0) - takenUpTo(s.watermark, seqs) : entered(s) - s.watermark;
     const n = Math.max(0, Math.floor(Math.min(tokens, room, waiting)));
-    for (let i = 1; i <= n; i++) s.active.set(s.watermark + i, now);
-    s.watermark += n;
+    if (s.lanes.length) {
+      const step = advanceOverLanes(s.watermark, n, seqs);
+      for (const place of step.places) s.active.set(place, now);
+      s.watermark = step.watermark;
+    } else {
+      for (let i = 1; i <= n; i++) s.active.set(s.watermark + i, now);
+      s.watermark += n;
+    }
     if (n > 0) s.watermarkLog.push([s.watermark, now]);
     // Unused allowance carries over only while people wait for it.
     s.carry = waiting > n ? tokens - n : 0;
@@ -348,3 +385,7 @@ export class MemoryEngine implements Engine {
     return s!;
   }
 }
+
+/** A sale's queue lanes: none unless it has more than one. */
+const lanesOf = (sale: EngineSale) =>
+  Array.from({ length: (sale.queueShards ?? 1) > 1 ? sale.queueShards! : 0 }, () => ({ seq: 0, count: 0, flags: new Map<string, number>() }));

@@ -20,6 +20,13 @@ export interface SaleState {
   shadow: Map<string, number>;
   flags: Map<string, number>;
   seq: number;
+  /**
+   * Queue lanes (`queueShards` > 1): each lane's last number, its entrants (fewer: skipped numbers)
+   * and its shadowed entrants by reason. As in Redis, the snapshot's entrants and flags are the
+   * lanes' totals as of the last admission step (`laneEntered`, `flags`).
+   */
+  lanes: Array<{ seq: number; count: number; flags: Map<string, number> }>;
+  laneEntered: number;
   watermark: number;
   /** Watermark advances in order: [watermark after the step, time of the step]. */
   watermarkLog: WatermarkLog;
@@ -48,7 +55,7 @@ export function prequeued(s: SaleState): number {
 }
 
 export function entered(s: SaleState): number {
-  return prequeued(s) + s.seq;
+  return prequeued(s) + (s.lanes.length ? s.laneEntered : s.seq);
 }
 
 /** The pre-queue lottery: places 1..n in the order of the entrants' uniform draws. */

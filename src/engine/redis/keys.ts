@@ -36,6 +36,16 @@ export interface SaleKeys {
   buyers: string;
 }
 
+/** The keys of one queue lane (a mega-drop sale's queue is spread over several). */
+export interface LaneKeys {
+  /** Hash: seq (the lane's last number), count (its entrants), flag:<reason> (its shadowed entrants). */
+  counters: string;
+  /** Hash user → place. */
+  places: string;
+  /** Hash user → shadow place. */
+  shadow: string;
+}
+
 const SALE_PARTS = [
   'meta',
   'items',
@@ -65,6 +75,16 @@ export class EngineKeys {
   allOfSale(saleId: string): string[] {
     const keys = this.sale(saleId);
     return SALE_PARTS.map((part) => keys[part]);
+  }
+
+  /**
+   * The keys of one queue lane of a sale with lanes: in the lane's own slot (`{sale:<id>:<tag>}`,
+   * the tag chosen when the sale was loaded so lanes land on different masters), and under the
+   * queue's epoch, so a rebuilt queue starts its lanes afresh.
+   */
+  lane(saleId: string, tag: string, epoch: string): LaneKeys {
+    const base = `${this.prefix}:{sale:${saleId}:${tag}}:${epoch}`;
+    return { counters: `${base}:q`, places: `${base}:places`, shadow: `${base}:shadow` };
   }
 
   lease(name: string) {

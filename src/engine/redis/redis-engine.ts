@@ -12,6 +12,7 @@ import type {
   EngineInspection,
   EngineRepair,
   EngineSale,
+  EnterOptions,
   EnterResult,
   ReserveRequest,
   ReserveResult,
@@ -21,6 +22,8 @@ import type {
 import { Refusal, refusalError } from '../engine-refusals.js';
 import { initialState } from '../initial-state.js';
 import { EngineKeys } from './keys.js';
+import { keySlot } from './key-slot.js';
+import { laneOf } from '../lanes.js';
 import { defineScripts, loadScripts, luaRefusals, type ScriptReply, type ScriptRunner } from './script-loader.js';
 
 /**
@@ -33,8 +36,9 @@ const SCRIPT_KEYS = {
   updateSale: 3,
   snapshot: 7,
   enterQueue: 5,
+  enterLane: 3,
   placeOf: 4,
-  admit: 5,
+  admit: 6,
   reserve: 10,
   releaseHold: 6,
   confirmHold: 3,
@@ -171,11 +175,27 @@ export async function deleteKeys(redis: Redis | Cluster, ...patterns: string[]):
   }
 }
 
+/** What a node needs to enter a sale's queue lanes without reading the sale's own slot. */
+interface LaneInfo {
+  shards: number;
+  /** Each lane's hash tag (lane k's keys live in slot `{sale:<id>:<tags[k]>}`). */
+  tags: string[];
+  epoch: string;
+  endsAt: number;
+  cancelled: boolean;
+}
+
 export class RedisEngine implements Engine {
   readonly kind = 'redis' as const;
   readonly keys: EngineKeys;
   private readonly ownsClient: boolean;
   private readonly runScript: ScriptRunner<ScriptName>;
+  /**
+   * Each sale's lane settings, read once from its meta hash; every snapshot (each node reads one
+   * every 100 ms) keeps the end and cancellation current and drops the entry when the queue's
+   * epoch changed (the sale was rebuilt, with lanes of its own).
+   */
+  private readonly laneInfos = new Map<string, LaneInfo>();
 
   constructor(
     readonly client: Redis | Cluster,
@@ -216,7 +236,8 @@ export class RedisEngine implements Engine {
 
   async loadSale(load: SaleLoad): Promise<boolean> {
     const k = this.keys.sale(load.sale.id);
-    const state = JSON.stringify(flatState(load, randomUUID().slice(0, 8)));
+    const state = JSON.stringify(flatState(load, randomUUID().slice(0, 8), this.laneTags(load.sale.id, load.sale.queueShards ?? 1)));
+    this.laneInfos.delete(load.sale.id);
     return (await this.run('loadSale', [k.meta, k.items, k.stock, k.holds, k.holdexp, k.peruser, k.buyers], [state])) === 1;
   }
 
@@ -231,6 +252,11 @@ export class RedisEngine implements Engine {
   }
 
   async dropSale(saleId: string) {
+    const info = await this.laneInfo(saleId).catch(() => null);
+    this.laneInfos.delete(saleId);
+    if (info && info.shards > 1) {
+      await Promise.all(info.tags.map((tag) => this.client.del(...Object.values(this.keys.lane(saleId, tag, info.epoch)))));
+    }
     await this.client.del(...this.keys.allOfSale(saleId));
   }
 
@@ -268,6 +294,9 @@ export class RedisEngine implements Engine {
     const from = Math.max(-(2 ** 40), Math.min(2 ** 40, Math.trunc(buyersFrom) || 0));
     const above = Math.max(0, Math.trunc(admittedFrom) || 0);
     const r = (await this.run('snapshot', [k.meta, k.stock, k.active, k.buyers, k.flags, k.pre, k.wmlog], [from, above])) as ScriptReply[];
+    const info = this.laneInfos.get(saleId);
+    if (info && info.epoch !== r[1]) this.laneInfos.delete(saleId);
+    else if (info) Object.assign(info, { endsAt: Number(r[3]), cancelled: r[4] === 1 });
     return {
       now: r[0] as number,
       epoch: r[1] as string,
@@ -291,20 +320,51 @@ export class RedisEngine implements Engine {
     };
   }
 
-  async enterQueue(saleId: string, userId: string, opts: { draw: number; shadowReason?: string }): Promise<EnterResult> {
+  async enterQueue(saleId: string, userId: string, opts: EnterOptions): Promise<EnterResult> {
+    const lanes = await this.laneInfo(saleId);
+    if (lanes.shards > 1) {
+      if (lanes.cancelled) throw refusalError(Refusal.SALE_CANCELLED);
+      const lane = laneOf(userId, lanes.shards);
+      const l = this.keys.lane(saleId, lanes.tags[lane], lanes.epoch);
+      const args = [userId, opts.shadowReason ?? '', lanes.shards, lane, Math.max(0, Math.trunc(opts.floor ?? 0)), lanes.endsAt];
+      const r = (await this.run('enterLane', [l.counters, l.places, l.shadow], args)) as number[];
+      return { place: r[0], epoch: lanes.epoch, fresh: r[1] === 1, shadow: r[2] === 1 };
+    }
     const k = this.keys.sale(saleId);
     const r = (await this.run('enterQueue', [k.meta, k.places, k.shadow, k.pre, k.flags], [userId, opts.draw, opts.shadowReason ?? ''])) as ScriptReply[];
     return { place: r[0] as number, epoch: r[1] as string, fresh: r[2] === 1, shadow: r[3] === 1 };
   }
 
   async placeOf(saleId: string, userId: string): Promise<number | null> {
+    const lanes = await this.laneInfo(saleId);
+    if (lanes.shards > 1) {
+      const l = this.keys.lane(saleId, lanes.tags[laneOf(userId, lanes.shards)], lanes.epoch);
+      const [placed, shadow] = await Promise.all([this.client.hget(l.places, userId), this.client.hget(l.shadow, userId)]);
+      const place = placed ?? shadow;
+      return place === null ? null : Number(place);
+    }
     const k = this.keys.sale(saleId);
     return (await this.run('placeOf', [k.meta, k.places, k.pre, k.shadow], [userId])) as number | null;
   }
 
   async admit(saleId: string): Promise<AdmitResult> {
     const k = this.keys.sale(saleId);
-    const r = (await this.run('admit', [k.meta, k.stock, k.active, k.wmlog, k.pre], [])) as number[];
+    const lanes = await this.laneInfo(saleId);
+    let counters = '';
+    if (lanes.shards > 1) {
+      // Read just before the step: lanes only grow, so the step may count a few late entrants
+      // too few (they wait for the next one), never one too many.
+      const read = await Promise.all(lanes.tags.map((tag) => this.client.hgetall(this.keys.lane(saleId, tag, lanes.epoch).counters)));
+      const flags: Record<string, number> = {};
+      let entered = 0;
+      for (const lane of read) {
+        entered += Number(lane.count ?? 0);
+        for (const [field, n] of Object.entries(lane)) if (field.startsWith('flag:')) flags[field.slice(5)] = (flags[field.slice(5)] ?? 0) + Number(n);
+      }
+      counters = JSON.stringify({ epoch: lanes.epoch, seqs: read.map((lane) => Number(lane.seq ?? 0)), entered, flags });
+    }
+    const r = (await this.run('admit', [k.meta, k.stock, k.active, k.wmlog, k.pre, k.flags], [counters])) as number[];
+    if (r[2] === 1) this.laneInfos.delete(saleId);
     return { watermark: r[0], admitted: r[1] };
   }
 
@@ -370,6 +430,44 @@ export class RedisEngine implements Engine {
     return (await this.client.set(key, '1', 'PX', Math.ceil(ttlMs), 'NX')) === 'OK';
   }
 
+  /** The sale's lane settings (one read of its meta hash, then kept; see `laneInfos`). */
+  private async laneInfo(saleId: string): Promise<LaneInfo> {
+    const known = this.laneInfos.get(saleId);
+    if (known) return known;
+    const [shards, tags, epoch, endsAt, cancelled] = await this.client.hmget(this.keys.sale(saleId).meta, 'shards', 'lanes', 'epoch', 'endsAt', 'cancelled');
+    if (epoch === null) throw refusalError(Refusal.SALE_NOT_FOUND);
+    const info: LaneInfo = { shards: Number(shards ?? 1), tags: tags ? tags.split(',') : [], epoch, endsAt: Number(endsAt), cancelled: cancelled === '1' };
+    if (info.shards > 1 && info.tags.length !== info.shards) throw new Error(`sale ${saleId}: ${info.shards} queue lanes but ${info.tags.length} lane tags`);
+    if (this.laneInfos.size >= 10_000) this.laneInfos.clear();
+    this.laneInfos.set(saleId, info);
+    return info;
+  }
+
+  /**
+   * Hash tags for a sale's lanes. On a Cluster, lane k goes to the k-th master after the one that
+   * holds the sale's own slot (round the masters, in address order), by trying tags `q<k>`,
+   * `q<k>.1`, … until one hashes to a slot it serves; so S lanes on M masters load them evenly.
+   * On one Redis, or if the cluster's map is not known, the tags are `q<k>`.
+   */
+  private laneTags(saleId: string, shards: number): string[] {
+    if (shards <= 1) return [];
+    const tags = Array.from({ length: shards }, (_, k) => `q${k}`);
+    if (!(this.client instanceof Cluster)) return tags;
+    const slots = this.client.slots;
+    const masterOf = (key: string) => slots[keySlot(key)]?.[0];
+    const masters = [...new Set(slots.map((nodes) => nodes?.[0]).filter((node): node is string => !!node))].sort();
+    const home = masters.indexOf(masterOf(this.keys.sale(saleId).meta) ?? '');
+    if (masters.length < 2 || home < 0) return tags;
+    return tags.map((tag, k) => {
+      const want = masters[(home + 1 + k) % masters.length];
+      for (let j = 0; j < 2000; j++) {
+        const candidate = j === 0 ? tag : `${tag}.${j}`;
+        if (masterOf(this.keys.lane(saleId, candidate, '').counters) === want) return candidate;
+      }
+      return tag;
+    });
+  }
+
   /** Runs a script; a negative integer answer is a refusal and is thrown as one. */
   private async run(name: ScriptName, keys: string[], args: Array<string | number>): Promise<ScriptReply> {
     if (keys.length !== SCRIPT_KEYS[name]) throw new Error(`engine script ${name} takes ${SCRIPT_KEYS[name]} keys, given ${keys.length}`);
@@ -422,12 +520,14 @@ function saleFields(sale: EngineSale): string[] {
 }
 
 /** The shared first state (engine/initial-state.ts), flat for `loadSale-7.lua`, which writes it (and the clock) atomically. */
-function flatState(load: SaleLoad, epoch: string) {
+function flatState(load: SaleLoad, epoch: string, laneTags: string[]) {
   const { sale } = load;
   const { items, stock, holds, perUser, buyers, held } = initialState(load);
   const flat = <V>(m: Map<string, V>, value: (v: V) => string) => [...m].flatMap(([k, v]) => [k, value(v)]);
+  // Lanes are written once, here: places already given depend on them (updateSale leaves them).
+  const lanes = laneTags.length ? ['shards', String(laneTags.length), 'lanes', laneTags.join(','), 'entered', '0'] : [];
   return {
-    meta: [...saleFields(sale), 'epoch', epoch, 'seq', '0', 'watermark', '0', 'carry', '0', 'drawn', '0', 'held', String(held)],
+    meta: [...saleFields(sale), ...lanes, 'epoch', epoch, 'seq', '0', 'watermark', '0', 'carry', '0', 'drawn', '0', 'held', String(held)],
     items: flat(items, (i) => `${i.quantity}|${i.perUserLimit}|${i.maxPerOrder}`),
     stock: flat(stock, String),
     holds: flat(holds, encodeHold),

@@ -7,6 +7,7 @@
   Output: {now, epoch, startsAt, endsAt, cancelled 0|1, watermark, entered, prequeued, drawn 0|1,
            active, stock (flat sku/units), heldUnits, buyers from ARGV[1], buyersNext,
            flags (flat reason/count), advances ("watermark:time" members above ARGV[2], in order)};
+          with queue lanes, entered and flags are the lanes' totals as of the last admission step;
           times and unit counts as strings. Or -1: no such sale.
 ]]
 local rcall = redis.call
@@ -24,7 +25,7 @@ local active = rcall('ZCOUNT', KEYS[3], '(' .. fmt(now - sale.admittedTtl * 1000
 
 return {
   now, sale.epoch, fmt(sale.startsAt), fmt(sale.endsAt), sale.cancelled and 1 or 0,
-  sale.watermark, prequeued + sale.seq, prequeued, sale.drawn and 1 or 0, active,
+  sale.watermark, prequeued + (sale.shards > 1 and sale.laneEntered or sale.seq), prequeued, sale.drawn and 1 or 0, active,
   rcall('HGETALL', KEYS[2]), fmt(sale.held),
   rcall('LRANGE', KEYS[4], ARGV[1], -1), rcall('LLEN', KEYS[4]),
   rcall('HGETALL', KEYS[5]),
