@@ -30,6 +30,8 @@ export interface QueueSettings {
   admissionRatePerSec: number;
   admittedTtlSec: number;
   maxActive: number;
+  /** Queue lanes (1, or absent on sales made before lanes existed: one). */
+  shards?: number;
 }
 
 export interface BotProtection {

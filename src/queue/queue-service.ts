@@ -80,8 +80,13 @@ export class QueueService {
     if (live.status === 'cancelled') throw new StampedeError('SALE_CANCELLED');
     if (live.status === 'ended') throw new StampedeError('SALE_ENDED');
     const verdict = await this.gate.check(sale, attempt);
-    // The draw is only used for pre-queue entrants: uniform over 2^47, from the CSPRNG.
-    const entered = await this.engine.enterQueue(saleId, attempt.userId, { draw: randomInt(2 ** 47) / 2 ** 47, shadowReason: verdict.shadowReason });
+    // The draw is only used for pre-queue entrants: uniform over 2^47, from the CSPRNG. The
+    // floor (a sale with queue lanes): a newcomer's place is above the line as this node saw it.
+    const entered = await this.engine.enterQueue(saleId, attempt.userId, {
+      draw: randomInt(2 ** 47) / 2 ** 47,
+      shadowReason: verdict.shadowReason,
+      floor: live.snapshot.watermark,
+    });
     const ticket: Ticket = {
       saleId,
       userId: attempt.userId,

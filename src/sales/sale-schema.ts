@@ -28,6 +28,14 @@ export const QueueBody = Type.Object(
     admission_rate_per_sec: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000 })),
     admitted_ttl_sec: Type.Optional(Type.Integer({ minimum: 1, maximum: 86_400 })),
     max_active: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000_000 })),
+    shards: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: 64,
+        description:
+          'Queue lanes (a mega-drop): the queue spread over this many Redis hash slots, one per master on a Cluster. 1 keeps it in the sale’s slot. fifo only; fixed when the sale is created.',
+      }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -75,6 +83,17 @@ function toItem(body: Static<typeof ItemBody>): ItemInput {
   };
 }
 
+/** Queue lanes: fixed when the sale is created (places already given depend on them), fifo only. */
+function queueShards(body: PatchSaleBody, base?: Sale): number {
+  const was = base?.queue.shards ?? 1;
+  const shards = body.queue?.shards ?? was;
+  if (base && shards !== was) throw invalid(`queue.shards is fixed when the sale is created (it is ${was})`, 'queue/shards');
+  if (shards > 1 && (body.queue?.mode ?? base?.queue.mode) === 'randomized_prequeue') {
+    throw invalid('queue.shards above 1 works with the fifo queue only', 'queue/shards');
+  }
+  return shards;
+}
+
 /** Builds a full sale definition from a create body, or from a patch over the current sale. */
 export function toSaleInput(body: PatchSaleBody, base?: Sale): SaleInput {
   const startsAt = body.starts_at ? new Date(body.starts_at) : base?.startsAt;
@@ -98,6 +117,7 @@ export function toSaleInput(body: PatchSaleBody, base?: Sale): SaleInput {
       admissionRatePerSec: rate,
       admittedTtlSec: body.queue?.admitted_ttl_sec ?? base?.queue.admittedTtlSec ?? 120,
       maxActive: body.queue?.max_active ?? base?.queue.maxActive ?? rate * 30,
+      shards: queueShards(body, base),
     },
     reservationTtlSec: body.reservation_ttl_sec ?? base?.reservationTtlSec ?? 300,
     botProtection: {
@@ -153,6 +173,7 @@ export function saleJson(sale: Sale, status: SaleStatus, serverTime: number, rem
       admission_rate_per_sec: sale.queue.admissionRatePerSec,
       admitted_ttl_sec: sale.queue.admittedTtlSec,
       max_active: sale.queue.maxActive,
+      shards: sale.queue.shards ?? 1,
     },
     reservation_ttl_sec: sale.reservationTtlSec,
     bot_protection: {

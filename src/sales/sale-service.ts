@@ -39,6 +39,7 @@ export function toEngineSale(sale: Sale): EngineSale {
     admissionRatePerSec: sale.queue.admissionRatePerSec,
     admittedTtlSec: sale.queue.admittedTtlSec,
     maxActive: sale.queue.maxActive,
+    queueShards: sale.queue.shards ?? 1,
     reservationTtlSec: sale.reservationTtlSec,
     items: sale.items.map((i) => ({ sku: i.sku, quantity: i.quantity, perUserLimit: i.perUserLimit, maxPerOrder: i.maxPerOrder })),
   };

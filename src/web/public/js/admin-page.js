@@ -176,6 +176,7 @@ async function openForm(id) {
   form.dataset.id = id ?? '';
   $('form-error').textContent = '';
   $('items').tBodies[0].replaceChildren();
+  $('f-shards').disabled = false;
   $('form-title').textContent = id ? 'Edit sale' : 'New sale';
   $('form-submit').textContent = id ? 'Save changes' : 'Create sale';
   show('form', id ? 'Edit sale' : 'New sale');
@@ -195,6 +196,8 @@ async function openForm(id) {
     $('f-mode').value = s.queue.mode;
     $('f-rate').value = s.queue.admission_rate_per_sec;
     $('f-admitted').value = s.queue.admitted_ttl_sec;
+    $('f-shards').value = s.queue.shards ?? 1;
+    $('f-shards').disabled = true;
     $('f-reservation').value = s.reservation_ttl_sec;
     $('f-pow').value = s.bot_protection.pow_difficulty;
     for (const item of s.items) addItemRow(item);
@@ -225,7 +228,7 @@ function formBody() {
         per_user_limit: Number.parseInt(v('.i-limit'), 10) || 1,
       };
     }),
-    queue: { mode: $('f-mode').value, admission_rate_per_sec: int('f-rate'), admitted_ttl_sec: int('f-admitted') },
+    queue: { mode: $('f-mode').value, admission_rate_per_sec: int('f-rate'), admitted_ttl_sec: int('f-admitted'), shards: int('f-shards') || 1 },
     reservation_ttl_sec: int('f-reservation'),
     bot_protection: { pow_difficulty: int('f-pow') },
   };
