@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os';
 import { resolve } from 'node:path';
 import { Args, UsageError } from './args.js';
 import { Deployment, redact, type DeploymentOptions } from './deploy/deployment.js';
+import { shardLoad, shardTable } from './deploy/shard-load.js';
 import { USAGE as REHEARSE_USAGE, parseOptions, rehearse } from './rehearse.js';
 
 export const USAGE = `usage: npm run cluster -- [options] [--rehearse [rehearsal options]]
@@ -193,13 +194,15 @@ async function main(argv: string[]): Promise<number> {
     } else {
       const ropts = parseOptions(rehearsalArgs(opts.rehearsal, d.url, d.adminToken, d.userSecret), {});
       const startedAt = Date.now();
+      const mastersBefore = await d.redisMasters();
       const run = await Promise.race([
         rehearse(ropts),
         stopped.then((sig) => {
           throw new Error(`${sig}: the rehearsal was interrupted`);
         }),
       ]);
-      process.stdout.write(`${run.text}\n\n${await d.requestsPerNode()}\n`);
+      const shards = shardTable(shardLoad(mastersBefore, await d.redisMasters()));
+      process.stdout.write(`${run.text}\n\n${await d.requestsPerNode()}\n\n${shards}\n`);
       process.stdout.write(`rehearsal through the balancer: ${((Date.now() - startedAt) / 1000).toFixed(1)} s\n`);
       if (run.files.length) say(`reports: ${run.files.map((f) => resolve(f)).join('  ')}`);
       code = run.exitCode;

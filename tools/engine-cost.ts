@@ -39,6 +39,7 @@ import { SignJWT } from 'jose';
 import { Agent, request } from 'undici';
 import { Cluster, Redis } from 'ioredis';
 import { RedisEngine, createRedis, deleteKeys, untilReady } from '../src/engine/redis/redis-engine.js';
+import { parseInfo, type MasterStats } from './deploy/shard-load.js';
 import { loadScripts, luaRefusals } from '../src/engine/redis/script-loader.js';
 import { Refusal } from '../src/engine/engine-refusals.js';
 import { Args, UsageError } from './args.js';
@@ -59,15 +60,6 @@ const wallSec = () => (performance.timeOrigin + performance.now()) / 1000;
 // ---------------------------------------------------------------------------------------------
 // Reading the masters
 
-interface MasterStats {
-  addr: string;
-  calls: Map<string, number>;
-  usec: Map<string, number>;
-  failed: number;
-  /** used_cpu_sys_main_thread + used_cpu_user_main_thread, µs. */
-  cpuUs: number;
-}
-
 /** What a stretch of time cost the cluster (deltas; everything but our own INFO reads). */
 interface Cost {
   seconds: number;
@@ -77,22 +69,6 @@ interface Cost {
   cpuUs: number;
   /** `scriptUs`: the time inside scripts only (no double count), the part that no batching of replies can save. */
   perMaster: Array<{ addr: string; calls: number; usec: number; scriptUs: number; cpuUs: number }>;
-}
-
-function parseInfo(addr: string, text: string): MasterStats {
-  const stats: MasterStats = { addr, calls: new Map(), usec: new Map(), failed: 0, cpuUs: 0 };
-  for (const line of text.split(/\r?\n/)) {
-    const cmd = /^cmdstat_([^:]+):calls=(\d+),usec=(\d+).*?(?:failed_calls=(\d+))?$/.exec(line);
-    if (cmd) {
-      stats.calls.set(cmd[1], Number(cmd[2]));
-      stats.usec.set(cmd[1], Number(cmd[3]));
-      stats.failed += Number(cmd[4] ?? 0);
-      continue;
-    }
-    const cpu = /^used_cpu_(?:sys|user)_main_thread:([\d.]+)$/.exec(line);
-    if (cpu) stats.cpuUs += Math.round(Number(cpu[1]) * 1e6);
-  }
-  return stats;
 }
 
 async function readStats(masters: Redis[]): Promise<{ at: number; masters: MasterStats[] }> {

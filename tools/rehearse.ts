@@ -37,6 +37,8 @@ export const USAGE = `usage: stampede rehearse --url URL --admin-token TOKEN [--
                           the server. Without it the server's fast-entry bot signal is blind.
   --admission-rate N      admissions per second (default 200)
   --mode fifo|randomized_prequeue
+  --queue-shards N        the sale's queue lanes (queue.shards, default 1): a mega-drop's queue
+                          spread over N Redis slots; the report measures FIFO across lanes
   --poll SHARE            share of people who poll status every 2 s instead of streaming (default 0.2)
   --max-streams N         event streams held at once (default: what the file limit allows)
   --people-per-address N  people behind one address (default 4; the server flags more than 5)
@@ -81,6 +83,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
     powDifficulty: a.count('pow-difficulty', 0),
     admissionRate: a.count('admission-rate', 200, 1),
     mode: mode as RehearsalOptions['mode'],
+    queueShards: a.count('queue-shards', 1, 1),
     admittedTtlSec: Math.round(a.duration('admitted-ttl', 120_000) / 1000),
     pollShare: a.share('poll', 0.2),
     maxStreams: a.count('max-streams', -1 >>> 0),

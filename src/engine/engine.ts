@@ -129,6 +129,13 @@ export interface SaleSnapshot {
    * window, and the one the engine enforces at purchase.
    */
   advances: WatermarkLog;
+  /** The sale's queue lanes (1: none). */
+  queueShards: number;
+  /**
+   * People with a place above the watermark. With queue lanes, as of the last admission step
+   * (like `entered` and `flags`): places have gaps there, so `entered − watermark` is not it.
+   */
+  waiting: number;
 }
 
 /** A sale's stock-side state as the engine holds it, read at one instant (the drift check's input). */

@@ -5,7 +5,7 @@
  * at the configured rate and never past the active cap or the stock.
  */
 import type { Engine } from '../engine/engine.js';
-import type { SaleMonitor } from './sale-monitor.js';
+import type { LiveSale, SaleMonitor } from './sale-monitor.js';
 
 export interface AdmissionControllerOptions {
   /** This node's name in the lease. */
@@ -48,7 +48,7 @@ export class AdmissionController {
     try {
       for (const saleId of this.monitor.watched()) {
         const live = this.monitor.get(saleId);
-        if (!live || live.status !== 'open' || live.snapshot.entered <= live.snapshot.watermark) continue;
+        if (!live || !this.needsStep(live)) continue;
         if (!(await this.lead(saleId))) continue;
         const { admitted } = await this.engine.admit(saleId);
         if (admitted > 0) this.opts.onAdmitted?.(saleId);
@@ -58,6 +58,16 @@ export class AdmissionController {
     } finally {
       this.running = false;
     }
+  }
+
+  /**
+   * An open sale with people waiting needs a step. A sale with queue lanes needs one every tick
+   * until it sells out or ends, also before it opens: the step is what reads the lanes, so
+   * until it runs nobody, not even this check, knows that anyone entered.
+   */
+  private needsStep(live: LiveSale): boolean {
+    if (live.snapshot.queueShards > 1) return live.status === 'open' || live.status === 'scheduled';
+    return live.status === 'open' && live.snapshot.waiting > 0;
   }
 
   /** Holds (renewing at a third of its life) the sale's admission lease. */

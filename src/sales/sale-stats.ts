@@ -52,7 +52,7 @@ export class SaleStats {
       status: monitor.get(sale.id)?.status ?? 'scheduled',
       server_time: new Date(clock.now(sale.id)).toISOString(),
       entered: snap?.entered ?? 0,
-      waiting: snap ? Math.max(0, snap.entered - snap.watermark) : 0,
+      waiting: snap?.waiting ?? 0,
       admitted: snap?.watermark ?? 0,
       active: snap?.active ?? 0,
       holds: snap?.heldUnits ?? 0,

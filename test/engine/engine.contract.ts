@@ -483,7 +483,7 @@ export function engineContract(name: string, open: () => Promise<EngineFixture |
       // The active cap lets 5 in: places 1, 3, 4, 7, 10.
       expect(await engine.admit(sale.id)).toEqual({ watermark: 10, admitted: 5 });
       const snap = await engine.snapshot(sale.id, 0);
-      expect(snap).toMatchObject({ watermark: 10, active: 5, entered: 7 });
+      expect(snap).toMatchObject({ watermark: 10, active: 5, entered: 7, waiting: 2, queueShards: 3 });
       expect(await codeOf(engine.reserve(sale.id, req(zero[4], 13)))).toBe('NOT_ADMITTED');
       expect(await codeOf(engine.reserve(sale.id, req(zero[3], 10)))).toBe('OK');
       // The hold freed a slot: the next step lets in exactly one more (place 13), not the holes.

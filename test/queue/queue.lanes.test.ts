@@ -6,9 +6,20 @@
  * contract suite (test/engine/engine.contract.ts).
  */
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it, onTestFinished } from 'vitest';
 import { laneOf } from '../../src/engine/lanes.js';
-import { adminHeaders, admitEveryone, createSale, describeStacksAndCluster, enter, saleBody, twoNodes, userToken, type Stack } from '../support/stack.js';
+import {
+  adminHeaders,
+  admitEveryone,
+  createSale,
+  describeStacksAndCluster,
+  enter,
+  openStack,
+  saleBody,
+  twoNodes,
+  userToken,
+  type Stack,
+} from '../support/stack.js';
 
 describeStacksAndCluster('queue lanes (mega-drop)', (kind) => {
   let nodes: Awaited<ReturnType<typeof twoNodes>>;
@@ -64,6 +75,39 @@ describeStacksAndCluster('queue lanes (mega-drop)', (kind) => {
     expect(ledgerSale?.items[0]).toMatchObject({ sold: 50, held: 0 });
     expect((await a.runtime.engine.snapshot(sale.id, 0)).remaining).toEqual({ phone: 0 });
   }, 120_000);
+
+  it("the node's own admission step admits a lane sale's shoppers in place order, entered before the opening too", async (ctx) => {
+    // One node with its background loops (twoNodes' have none): its own leader steps the queue.
+    const a = await openStack(kind);
+    if (!a) return ctx.skip();
+    onTestFinished(() => a.close());
+    const sale = await createSale(a, {
+      starts_at: new Date(Date.now() + 1500).toISOString(),
+      queue: { mode: 'fifo', admission_rate_per_sec: 40, admitted_ttl_sec: 600, max_active: 1000, shards: 3 },
+    });
+    const users = await Promise.all(Array.from({ length: 40 }, () => userToken(a)));
+    const tickets = await Promise.all(users.map((u) => enter(a, sale.id, u)));
+    // Before the opening, the stats already count them (the lanes are read every tick).
+    const stats = async () => (await a.app.inject({ url: `/api/admin/flash-sales/${sale.id}/stats`, headers: adminHeaders })).json();
+    for (let i = 0; i < 50 && (await stats()).entered < 40; i++) await new Promise((r) => setTimeout(r, 100));
+    expect(await stats()).toMatchObject({ entered: 40, waiting: 40 });
+    // Then the leader admits them all at 40/s, by itself, in place order.
+    const admittedAt = new Map<number, number>();
+    const deadline = Date.now() + 20_000;
+    while (admittedAt.size < 40 && Date.now() < deadline) {
+      await Promise.all(
+        tickets.map(async (t) => {
+          const view = (await a.app.inject({ url: `/api/flash-sales/${sale.id}/status?ticket=${encodeURIComponent(t.queue_ticket)}` })).json();
+          if (view.status === 'admitted' && !admittedAt.has(t.place)) admittedAt.set(t.place, Date.parse(view.admission_expires_at));
+        }),
+      );
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(admittedAt.size).toBe(40);
+    const byPlace = [...admittedAt].sort((x, y) => x[0] - y[0]).map(([, at]) => at);
+    expect(byPlace).toEqual([...byPlace].sort((x, y) => x - y));
+    expect(await stats()).toMatchObject({ entered: 40, waiting: 0 });
+  }, 60_000);
 
   it('queue.shards is fixed once the sale exists, and fifo only', async (ctx) => {
     if (!nodes) return ctx.skip();

@@ -10,10 +10,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import type { Cluster } from 'ioredis';
 import { createRedis, deleteKeys, untilReady } from '../../src/engine/redis/redis-engine.js';
 import { clusterPorts, freePort, portIsFree, startPostgres, type OwnPostgres } from '../../test/support/own-services.js';
 import { ROOT } from '../built.js';
 import { ServerNode } from '../chaos/nodes.js';
+import { readMasters, type MasterStats } from './shard-load.js';
 import { Balancer, HAPROXY_MISSING, findHaproxy, maxconnForFileLimit, requestsPerNode, type BalancerStats } from './haproxy.js';
 
 const run = promisify(execFile);
@@ -245,6 +247,11 @@ export class Deployment {
   async stats(): Promise<BalancerStats> {
     if (!this.balancer) throw new Error('the balancer is not running');
     return this.balancer.stats();
+  }
+
+  /** Every Redis master's commands and CPU so far (`shard-load.ts`); a difference of two reads is a stretch's load. */
+  async redisMasters(): Promise<MasterStats[]> {
+    return onCluster(this.redisNodes, (c) => readMasters((c as Cluster).nodes('master')));
   }
 
   /** The requests each node got, as lines for a report. */

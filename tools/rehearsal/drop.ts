@@ -30,6 +30,8 @@ export interface RehearsalOptions extends DropOptions {
   powDifficulty: number;
   admissionRate: number;
   mode: 'fifo' | 'randomized_prequeue';
+  /** The sale's queue lanes (`queue.shards`). */
+  queueShards: number;
   admittedTtlSec: number;
   /** People per loopback address (a household); the server flags more than 5 accounts per address. */
   peoplePerAddress: number;
@@ -229,7 +231,7 @@ async function createSale(client: Client, admin: Record<string, string>, opts: R
     starts_at: new Date(startsAt).toISOString(),
     duration_sec: Math.max(3600, Math.ceil((opts.startInMs + opts.timeoutMs) / 1000) + 600),
     items,
-    queue: { mode: opts.mode, admission_rate_per_sec: opts.admissionRate, admitted_ttl_sec: opts.admittedTtlSec },
+    queue: { mode: opts.mode, admission_rate_per_sec: opts.admissionRate, admitted_ttl_sec: opts.admittedTtlSec, shards: opts.queueShards },
     reservation_ttl_sec: 300,
     bot_protection: { pow_difficulty: opts.powDifficulty },
   };

@@ -43,9 +43,27 @@ export interface Figures {
   soldUnits: number;
   /** Admissions per second as the people learnt them, and as the server stamped them. */
   admittedPerSec: { told: number[]; server: number[] };
-  fifo: { entryInversions: number; admissionInversions: number; admittedAbove: number; stamped: number };
+  fifo: FifoFigures;
 }
 
+/** FIFO from outside (see `fifoFigures`). */
+export interface FifoFigures {
+  /** The sale's queue lanes. */
+  shards: number;
+  /** People who got a place ahead of someone whose entry had already been answered. */
+  entryInversions: number;
+  /** The same within each lane (with one lane, the same figure). */
+  laneInversions: number;
+  /** The largest head start lost: how long after someone's entry was answered another sent theirs and still got ahead (ms; 0 when nobody did). */
+  lostMs: number;
+  /** |rank by place − rank by arrival| over the people, in places: median, p99, largest. */
+  displacement: { p50: number; p99: number; max: number };
+  admissionInversions: number;
+  admittedAbove: number;
+  stamped: number;
+}
+
+const pct = (n: number, of: number) => `${of ? ((100 * n) / of).toFixed(1) : '0'} %`;
 const sumBy = <T>(xs: T[], f: (x: T) => number) => xs.reduce((n, x) => n + f(x), 0);
 
 export function judge(d: DropData): Verdict {
@@ -114,13 +132,26 @@ export function judge(d: DropData): Verdict {
 
   // §3.4 FIFO.
   const fifo = fifoFigures(d, people);
-  if (d.opts.mode === 'fifo') {
+  if (d.opts.mode === 'fifo' && fifo.shards > 1) {
+    // Queue lanes: exact order within a lane; across lanes a place is off by the lanes' drift,
+    // which is measured here rather than promised.
+    check(
+      '§3.4',
+      'places follow arrival',
+      'outside',
+      fifo.laneInversions === 0,
+      `within each of ${fifo.shards} lanes ${fifo.laneInversions} people got a place ahead of someone whose entry had already been answered; ` +
+        `across lanes ${fifo.entryInversions} (${pct(fifo.entryInversions, people.length)} of people), the largest head start lost ${fmt(fifo.lostMs)} ms, ` +
+        `places off arrival order by ${fifo.displacement.p50} (median), ${fifo.displacement.p99} (p99), ${fifo.displacement.max} (largest)`,
+    );
+  } else if (d.opts.mode === 'fifo') {
     check(
       '§3.4',
       'places follow arrival',
       'outside',
       fifo.entryInversions === 0,
-      `${fifo.entryInversions} people got a place ahead of someone whose entry had already been answered`,
+      `${fifo.entryInversions} people got a place ahead of someone whose entry had already been answered; ` +
+        `places off arrival order by ${fifo.displacement.p50} (median), ${fifo.displacement.p99} (p99), ${fifo.displacement.max} (largest)`,
     );
   } else {
     check('§3.4', 'places follow arrival', 'outside', null, 'randomized_prequeue: pre-queue places are drawn, not checked here');
@@ -297,29 +328,24 @@ function queueOpens(d: DropData, people: ShopperRecord[]): Target {
 /**
  * FIFO from outside. Entry: once someone's enter-queue was answered, nobody who sends theirs
  * later may get an earlier place (places equal are allowed: a shadow place looks like the next
- * real one). Admission: the server stamps each admission (`admission_expires_at` less the TTL);
- * walking the admitted in place order, a stamp earlier than one already seen is an inversion.
+ * real one). With queue lanes that holds within each lane (lane = (place − 1) mod shards), and
+ * across lanes it is measured: how many, the largest head start lost, and how far places sit from
+ * arrival order (rank by place against rank by answer time). Admission: the server stamps each
+ * admission (`admission_expires_at` less the TTL); walking the admitted in place order, a stamp
+ * earlier than one already seen is an inversion.
  */
-function fifoFigures(d: DropData, people: ShopperRecord[]): Figures['fifo'] {
+function fifoFigures(d: DropData, people: ShopperRecord[]): FifoFigures {
+  const shards = d.opts.queueShards ?? 1;
   const entered = people.filter((s) => s.place && s.enterSentAt !== undefined && s.enterDoneAt !== undefined);
-  const byDone = [...entered].sort((a, b) => a.enterDoneAt! - b.enterDoneAt!);
-  const prefixMax: number[] = [];
-  let m = 0;
-  for (const s of byDone) {
-    m = Math.max(m, s.place!);
-    prefixMax.push(m);
-  }
-  let entryInversions = 0;
-  for (const b of entered) {
-    let lo = 0;
-    let hi = byDone.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (byDone[mid].enterDoneAt! < b.enterSentAt!) lo = mid + 1;
-      else hi = mid;
-    }
-    if (lo > 0 && prefixMax[lo - 1] > b.place!) entryInversions++;
-  }
+  const all = entryInversions(entered);
+  let laneInversions = 0;
+  for (let lane = 0; lane < shards; lane++) laneInversions += entryInversions(entered.filter((s) => (s.place! - 1) % shards === lane)).count;
+
+  const byPlace = [...entered].sort((a, b) => a.place! - b.place!);
+  const arrivalRank = new Map([...entered].sort((a, b) => a.enterDoneAt! - b.enterDoneAt! || a.enterSentAt! - b.enterSentAt!).map((s, i) => [s, i]));
+  const off = byPlace.map((s, i) => Math.abs(i - arrivalRank.get(s)!)).sort((a, b) => a - b);
+  const at = (q: number) => (off.length ? off[Math.min(off.length - 1, Math.floor(q * off.length))] : 0);
+
   const stamped = people.filter((s) => s.place && s.serverAdmittedAt !== undefined).sort((a, b) => a.place! - b.place!);
   let admissionInversions = 0;
   let latest = -Infinity;
@@ -328,7 +354,56 @@ function fifoFigures(d: DropData, people: ShopperRecord[]): Figures['fifo'] {
     if (s.serverAdmittedAt! < latest - 1) admissionInversions++;
     latest = Math.max(latest, s.serverAdmittedAt!);
   }
-  return { entryInversions, admissionInversions, admittedAbove: people.filter((s) => s.admittedAbove).length, stamped: stamped.length };
+  return {
+    shards,
+    entryInversions: all.count,
+    laneInversions,
+    lostMs: all.lostMs,
+    displacement: { p50: at(0.5), p99: at(0.99), max: off.length ? off[off.length - 1] : 0 },
+    admissionInversions,
+    admittedAbove: people.filter((s) => s.admittedAbove).length,
+    stamped: stamped.length,
+  };
+}
+
+/**
+ * People who got a place ahead of someone whose entry had already been answered (`count`), and
+ * the largest such head start lost (ms from that answer to the later one's request). Walking
+ * people by place from the back, the earliest-answered of those with a later place is a running
+ * minimum over the answer order: O(n log n).
+ */
+function entryInversions(entered: ShopperRecord[]): { count: number; lostMs: number } {
+  const byDone = [...entered].sort((a, b) => a.enterDoneAt! - b.enterDoneAt!);
+  const doneIndex = new Map(byDone.map((s, i) => [s, i]));
+  const answeredBefore = (s: ShopperRecord) => {
+    let lo = 0;
+    let hi = byDone.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (byDone[mid].enterDoneAt! < s.enterSentAt!) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  };
+  const byPlaceDesc = [...entered].sort((a, b) => b.place! - a.place!);
+  let count = 0;
+  let lostMs = 0;
+  let earliestLater = Infinity;
+  for (let i = 0; i < byPlaceDesc.length;) {
+    // Everyone with this place (equal places are no inversion), then they join the "later" set.
+    let j = i;
+    while (j < byPlaceDesc.length && byPlaceDesc[j].place === byPlaceDesc[i].place) j++;
+    for (let k = i; k < j; k++) {
+      const b = byPlaceDesc[k];
+      if (earliestLater < answeredBefore(b)) {
+        count++;
+        lostMs = Math.max(lostMs, b.enterSentAt! - byDone[earliestLater].enterDoneAt!);
+      }
+    }
+    for (let k = i; k < j; k++) earliestLater = Math.min(earliestLater, doneIndex.get(byPlaceDesc[k])!);
+    i = j;
+  }
+  return { count, lostMs };
 }
 
 function admissionsPerSecond(d: DropData, people: ShopperRecord[]): Figures['admittedPerSec'] {

@@ -66,6 +66,7 @@ export class MemoryEngine implements Engine {
       seq: 0,
       lanes: lanesOf(load.sale),
       laneEntered: 0,
+      laneWaiting: 0,
       watermark: 0,
       watermarkLog: [],
       active: new Map(),
@@ -178,6 +179,8 @@ export class MemoryEngine implements Engine {
       buyersNext: s.buyers.length,
       flags: Object.fromEntries(s.flags),
       advances: advancesAbove(s.watermarkLog, admittedFrom),
+      queueShards: Math.max(1, s.lanes.length),
+      waiting: s.lanes.length ? s.laneWaiting : Math.max(0, entered(s) - s.watermark),
     };
   }
 
@@ -243,9 +246,12 @@ export class MemoryEngine implements Engine {
     const s = this.state(saleId);
     const now = this.clock();
     const sale = s.sale;
+    const seqs = s.lanes.map((lane) => lane.seq);
+    const laneWaiting = () => seqs.reduce((a, b) => a + b, 0) - takenUpTo(s.watermark, seqs);
     const idle = (): AdmitResult => {
       s.lastTickAt = now;
       s.carry = 0;
+      if (s.lanes.length) s.laneWaiting = laneWaiting();
       return { watermark: s.watermark, admitted: 0 };
     };
     if (s.lanes.length) {
@@ -262,8 +268,7 @@ export class MemoryEngine implements Engine {
     purgeLapsed(s, now);
     const tokens = Math.min(s.carry + ((now - s.lastTickAt) * sale.admissionRatePerSec) / 1000, Math.max(1, sale.admissionRatePerSec));
     const room = sale.maxActive - s.active.size;
-    const seqs = s.lanes.map((lane) => lane.seq);
-    const waiting = s.lanes.length ? seqs.reduce((a, b) => a + b, 0) - takenUpTo(s.watermark, seqs) : entered(s) - s.watermark;
+    const waiting = s.lanes.length ? laneWaiting() : entered(s) - s.watermark;
     const n = Math.max(0, Math.floor(Math.min(tokens, room, waiting)));
     if (s.lanes.length) {
       const step = advanceOverLanes(s.watermark, n, seqs);
@@ -277,6 +282,7 @@ export class MemoryEngine implements Engine {
     // Unused allowance carries over only while people wait for it.
     s.carry = waiting > n ? tokens - n : 0;
     s.lastTickAt = now;
+    if (s.lanes.length) s.laneWaiting = waiting - n;
     return { watermark: s.watermark, admitted: n };
   }
 

@@ -27,6 +27,7 @@ export interface SaleState {
    */
   lanes: Array<{ seq: number; count: number; flags: Map<string, number> }>;
   laneEntered: number;
+  laneWaiting: number;
   watermark: number;
   /** Watermark advances in order: [watermark after the step, time of the step]. */
   watermarkLog: WatermarkLog;

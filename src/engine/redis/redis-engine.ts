@@ -317,6 +317,8 @@ export class RedisEngine implements Engine {
         const [watermark, at] = member.split(':');
         return [Number(watermark), Number(at)];
       }),
+      queueShards: r[16] as number,
+      waiting: r[17] as number,
     };
   }
 

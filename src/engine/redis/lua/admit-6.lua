@@ -4,7 +4,7 @@
   worth, and at least one ticket) and carries over only while people wait for it.
   A sale with queue lanes (src/engine/lanes.ts) passes the lanes' counters as the caller read
   them just before: each lane's last number, the entrants and the bot flags over all lanes. The
-  step stores the totals for the snapshot and admits the next n taken places, skipping places no
+  step stores the totals for the snapshot (entrants, flags, people still waiting) and admits the next n taken places, skipping places no
   lane has handed out yet; a read older than the sale's epoch is ignored (answer stale 1).
   Input:  KEYS[1] meta, KEYS[2] stock, KEYS[3] active, KEYS[4] wmlog, KEYS[5] pre, KEYS[6] flags
           ARGV[1] '' or JSON {epoch, seqs: [last number per lane], entered, flags: {reason: n}}
@@ -38,8 +38,16 @@ if sale.shards > 1 then
   end
 end
 
+-- People waiting above the watermark, by the lanes' counters (kept for the snapshot).
+local function laneWaiting(watermark)
+  local waiting = -takenUpTo(watermark, seqs)
+  for _, seq in ipairs(seqs) do waiting = waiting + seq end
+  return waiting
+end
+
 local function idle()
   rcall('HSET', KEYS[1], 'lastTickAt', fmt(now), 'carry', '0')
+  if seqs then rcall('HSET', KEYS[1], 'waiting', fmt(laneWaiting(sale.watermark))) end
   return { sale.watermark, 0, stale }
 end
 if sale.shards > 1 and not seqs then return idle() end
@@ -57,8 +65,7 @@ local tokens = math.min(sale.carry + ((now - sale.lastTickAt) * sale.rate) / 100
 local room = sale.maxActive - rcall('ZCARD', KEYS[3])
 local waiting
 if seqs then
-  waiting = -takenUpTo(sale.watermark, seqs)
-  for _, seq in ipairs(seqs) do waiting = waiting + seq end
+  waiting = laneWaiting(sale.watermark)
 else
   waiting = rcall('ZCARD', KEYS[5]) + sale.seq - sale.watermark
 end
@@ -80,4 +87,5 @@ if n > 0 then rcall('ZADD', KEYS[4], fmt(watermark), fmt(watermark) .. ':' .. at
 local carry = 0
 if waiting > n then carry = tokens - n end
 rcall('HSET', KEYS[1], 'watermark', fmt(watermark), 'carry', fmt(carry), 'lastTickAt', at)
+if seqs then rcall('HSET', KEYS[1], 'waiting', fmt(waiting - n)) end
 return { watermark, n, stale }

@@ -7,7 +7,8 @@
   Output: {now, epoch, startsAt, endsAt, cancelled 0|1, watermark, entered, prequeued, drawn 0|1,
            active, stock (flat sku/units), heldUnits, buyers from ARGV[1], buyersNext,
            flags (flat reason/count), advances ("watermark:time" members above ARGV[2], in order)};
-          with queue lanes, entered and flags are the lanes' totals as of the last admission step;
+          shards (queue lanes), waiting (people above the watermark);
+          with queue lanes, entered, flags and waiting are the lanes' totals as of the last admission step;
           times and unit counts as strings. Or -1: no such sale.
 ]]
 local rcall = redis.call
@@ -30,4 +31,5 @@ return {
   rcall('LRANGE', KEYS[4], ARGV[1], -1), rcall('LLEN', KEYS[4]),
   rcall('HGETALL', KEYS[5]),
   rcall('ZRANGEBYSCORE', KEYS[7], '(' .. ARGV[2], '+inf'),
+  sale.shards, sale.shards > 1 and sale.laneWaiting or math.max(0, prequeued + sale.seq - sale.watermark),
 }

@@ -13,8 +13,8 @@ local function readSale(metaKey)
     epoch = f.epoch, seq = tonumber(f.seq), watermark = tonumber(f.watermark),
     lastTickAt = tonumber(f.lastTickAt), carry = tonumber(f.carry), drawn = f.drawn == '1',
     held = tonumber(f.held),
-    -- Queue lanes (a mega-drop): their number, and the entrants over all lanes as of the last admission step.
-    shards = tonumber(f.shards or '1'), laneEntered = tonumber(f.entered or '0'),
+    -- Queue lanes (a mega-drop): their number, and the entrants and those waiting over all lanes as of the last admission step.
+    shards = tonumber(f.shards or '1'), laneEntered = tonumber(f.entered or '0'), laneWaiting = tonumber(f.waiting or '0'),
   }
 end
 
