@@ -2,7 +2,8 @@
  * `npx tsx tools/engine-cost.ts [--redis-cluster H:P,...] [--requests N]`: what each kind of
  * request costs the engine's Redis — the figures the capacity model (docs/capacity.md) is built on.
  * Also `--concurrency 20` (in flight), `--idle 10s`, `--trace 20` (0: no MONITOR), `--database-url`
- * (a server to create the throwaway database on) and `--out reports`.
+ * (a server to create the throwaway database on), `--queue-shards N` (the main sale's queue lanes:
+ * its entries then land on N slots, one per master, counted as "spread") and `--out reports`.
  *
  * One Stampede node (the compiled build, in production mode) runs on a Redis Cluster and a
  * throwaway PostgreSQL database, with one sale. One phase per kind of request, each N requests
@@ -457,6 +458,7 @@ interface Options {
   concurrency: number;
   idleMs: number;
   trace: number;
+  queueShards: number;
   out: string;
 }
 
@@ -493,6 +495,7 @@ export async function main(argv: string[]): Promise<number> {
       concurrency: a.count('concurrency', 20, 1),
       idleMs: a.duration('idle', 10_000),
       trace: a.count('trace', 20, 0),
+      queueShards: a.count('queue-shards', 1, 1),
       out: a.string('out', 'reports'),
     };
     a.rejectUnknown();
@@ -612,7 +615,7 @@ export async function main(argv: string[]): Promise<number> {
         starts_at: new Date(Date.now() - 1000).toISOString(),
         duration_sec: 3600,
         items: [{ sku: 'unit', name: 'Unit', price_cents: 10_000, currency: 'EUR', quantity: n + t, per_user_limit: 1 }],
-        queue: { mode: 'fifo', admission_rate_per_sec: 100_000, admitted_ttl_sec: 3600, max_active: 10_000_000 },
+        queue: { mode: 'fifo', admission_rate_per_sec: 100_000, admitted_ttl_sec: 3600, max_active: 10_000_000, shards: opts.queueShards },
         reservation_ttl_sec: 600,
         bot_protection: { pow_difficulty: 0 },
       }),

@@ -242,8 +242,10 @@ export class CheckoutService {
    * fill it). "Cannot": the engine admits at most the sale's rate a second plus one second's
    * carried allowance, so since this node's picture (`age` old, engine time) the watermark moved
    * at most rate × (age + 1 s); the reach is twice that, against a rate changed just before the
-   * start while this node held the old record (kept up to 2 s). Within reach, with no fresh
-   * picture, or for a pre-queue ticket whose place is not in it, the engine decides as before.
+   * start while this node held the old record (kept up to 2 s). With queue lanes, places have
+   * gaps the watermark steps over (at most S − 1 per person admitted, when only one lane has
+   * people left), so the reach is S times as far. Within reach, with no fresh picture, or for a
+   * pre-queue ticket whose place is not in it, the engine decides as before.
    */
   private async refuseIfFarFromAdmission(saleId: string, ticket: Ticket): Promise<void> {
     const live = this.monitor.get(saleId);
@@ -251,7 +253,8 @@ export class CheckoutService {
     const ageSec = (this.clock.now(saleId) - live.snapshot.now) / 1000;
     if (!(ageSec >= 0 && ageSec <= 5)) return;
     const sale = await this.sales.get(saleId);
-    const reach = live.snapshot.watermark + 2 * Math.ceil(sale.queue.admissionRatePerSec * (ageSec + 1)) + 10;
+    const lanes = Math.max(1, live.snapshot.queueShards);
+    const reach = live.snapshot.watermark + 2 * lanes * Math.ceil(sale.queue.admissionRatePerSec * (ageSec + 1)) + 10;
     if (ticket.place > reach) throw new StampedeError('NOT_ADMITTED');
   }
 

@@ -52,4 +52,26 @@ describeStacks('purchase with a waiting ticket', (kind) => {
       [429, 'RATE_LIMITED'],
     ]);
   });
+
+  it('with queue lanes the reach is S times as far (places have gaps), and a ticket past it is still refused by the node', async (ctx) => {
+    if (!stack) return ctx.skip();
+    const s = stack;
+    const sale = await createSale(s, { queue: { mode: 'fifo', admission_rate_per_sec: 1, admitted_ttl_sec: 600, max_active: 1_000_000, shards: 4 } });
+    const users = [];
+    for (let i = 0; i < 100; i++) users.push(await userToken(s));
+    const entered = [];
+    for (const user of users) entered.push(await enter(s, sale.id, user));
+    await s.runtime.monitor.refresh(sale.id);
+    const age = 5; // the most the node trusts its picture for
+    const reach = 2 * 4 * Math.ceil(1 * (age + 1)) + 10;
+    const last = entered.reduce((a, b) => (b.place > a.place ? b : a));
+    expect(last.place).toBeGreaterThan(reach);
+    const far = await buy(s, users[entered.indexOf(last)], sale.id, last.queue_ticket);
+    expect([far.statusCode, far.json().error.code]).toEqual([403, 'NOT_ADMITTED']);
+    // A place in the first two rounds of the lanes: within reach, so the engine decides (and the limit is spent).
+    const near = entered.find((t) => t.place <= 8)!;
+    const user = users[entered.indexOf(near)];
+    const answers = [await buy(s, user, sale.id, near.queue_ticket), await buy(s, user, sale.id, near.queue_ticket)];
+    expect(answers.map((r) => r.json().error.code)).toEqual(['NOT_ADMITTED', 'RATE_LIMITED']);
+  });
 });
