@@ -77,7 +77,8 @@ export interface EnterResult {
 export interface EnterOptions {
   draw: number;
   shadowReason?: string;
-  floor?: number;
+  /** The watermark the caller last saw, and the queue epoch it saw it in (another epoch's line is ignored). */
+  floor?: { watermark: number; epoch: string };
 }
 
 export interface ReserveRequest {
@@ -200,7 +201,8 @@ export interface Engine {
    * Gives the user a place (or their existing one). `draw` is a uniform random in [0,1) for the
    * pre-queue lottery. `floor`, for a sale with queue lanes: the watermark as the caller last saw
    * it; a lane behind it skips ahead, so a new place is above it (a lane's step does not read the
-   * sale's own slot).
+   * sale's own slot). A floor of another epoch (the caller's picture predates a rebuild) is
+   * ignored: the old line would leave gaps above the new one's watermark that it would wait for.
    */
   enterQueue(saleId: string, userId: string, opts: EnterOptions): Promise<EnterResult>;
   /** The user's real place, once drawn (null if they have none or the draw has not happened). */

@@ -85,7 +85,7 @@ export class QueueService {
     const entered = await this.engine.enterQueue(saleId, attempt.userId, {
       draw: randomInt(2 ** 47) / 2 ** 47,
       shadowReason: verdict.shadowReason,
-      floor: live.snapshot.watermark,
+      floor: { watermark: live.snapshot.watermark, epoch: live.snapshot.epoch },
     });
     const ticket: Ticket = {
       saleId,

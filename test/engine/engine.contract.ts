@@ -501,12 +501,15 @@ export function engineContract(name: string, open: () => Promise<EngineFixture |
       // Lane 1 gave no place yet: its next would be 2, far below the line. With the line at 16
       // it starts above it, at 17.
       const [late] = inLane(1, 3, 1);
-      expect((await engine.enterQueue(sale.id, late, { draw: 0, floor: watermark })).place).toBe(17);
+      const { epoch } = await engine.snapshot(sale.id, 0);
+      expect((await engine.enterQueue(sale.id, late, { draw: 0, floor: { watermark, epoch } })).place).toBe(17);
       await sleep(5);
       expect(await engine.admit(sale.id)).toEqual({ watermark: 17, admitted: 1 });
-      // Without a floor a lane hands out its next number: lane 2's first place is 3.
-      const [stale] = inLane(2, 3, 1);
+      // Without a floor, or with one of another queue's epoch (a picture from before a rebuild),
+      // a lane hands out its next number: lane 2's first places are 3 and 6.
+      const [stale, older] = inLane(2, 3, 2);
       expect((await engine.enterQueue(sale.id, stale, { draw: 0 })).place).toBe(3);
+      expect((await engine.enterQueue(sale.id, older, { draw: 0, floor: { watermark, epoch: 'gone' } })).place).toBe(6);
       await engine.dropSale(sale.id);
     });
 

@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import type { Cluster } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { keySlot } from '../../src/engine/redis/key-slot.js';
-import { engineSale, enterAndAdmit, freshLoad } from '../support/sales.js';
+import { admitAll, engineSale, enterAndAdmit, freshLoad } from '../support/sales.js';
 import { redisTestEngine, type RedisTestEngine } from '../support/redis.js';
 
 describe('queue lanes on a Redis Cluster', () => {
@@ -68,5 +68,44 @@ describe('queue lanes on a Redis Cluster', () => {
 
     await fx.engine.dropSale(sale.id);
     for (const keys of (await laneKeysByMaster(cluster, fx.prefix, sale.id)).values()) expect(keys).toEqual([]);
+  });
+
+  it('a lane whose master lost its keys starts again above the line: no place handed out twice below it, and the queue goes on', async (ctx) => {
+    if (!fx) return ctx.skip();
+    const cluster = fx.redis as Cluster;
+    const sale = engineSale({ queueShards: 3 });
+    await fx.engine.loadSale(freshLoad(sale));
+    const before = await enterAndAdmit(
+      fx.engine,
+      sale.id,
+      Array.from({ length: 60 }, (_, i) => `before-${i}`),
+    );
+    const { watermark, epoch } = await fx.engine.snapshot(sale.id, 0);
+    expect(watermark).toBe(Math.max(...before.values()));
+
+    // One master restarts empty: its lane's counters and places are gone.
+    const byMaster = await laneKeysByMaster(cluster, fx.prefix, sale.id);
+    const [lost] = [...byMaster.values()].filter((keys) => keys.length > 0);
+    for (const key of lost) await cluster.del(key);
+    const lostTag = lost[0].slice(lost[0].indexOf('{'), lost[0].indexOf('}') + 1);
+
+    // Newcomers (and anyone entering again) in that lane get places above the line the node saw,
+    // never one of the places already admitted.
+    const after = Array.from({ length: 60 }, (_, i) => `after-${i}`);
+    const places = new Map<string, number>();
+    for (const user of after) places.set(user, (await fx.engine.enterQueue(sale.id, user, { draw: 0, floor: { watermark, epoch } })).place);
+    const taken = new Set(before.values());
+    for (const place of places.values()) {
+      expect(place).toBeGreaterThan(watermark);
+      expect(taken.has(place)).toBe(false);
+    }
+    expect(new Set(places.values()).size).toBe(60);
+    // The lost lane got some of them, and the queue admits all 60, counting people, not the gap.
+    const relaid = (await laneKeysByMaster(cluster, fx.prefix, sale.id)).get([...byMaster].find(([, keys]) => keys === lost)![0])!;
+    expect(relaid.some((key) => key.includes(lostTag))).toBe(true);
+    const top = await admitAll(fx.engine, sale.id);
+    expect(top).toBe(Math.max(...places.values()));
+    expect((await fx.engine.snapshot(sale.id, 0)).waiting).toBe(0);
+    await fx.engine.dropSale(sale.id);
   });
 });

@@ -222,7 +222,8 @@ export class MemoryEngine implements Engine {
     const shards = s.lanes.length;
     const k = laneOf(userId, shards);
     const lane = s.lanes[k];
-    lane.seq = Math.max(lane.seq, laneFirstAbove(opts.floor ?? 0, k, shards) - 1);
+    const floor = opts.floor?.epoch === s.epoch ? opts.floor.watermark : 0;
+    lane.seq = Math.max(lane.seq, laneFirstAbove(floor, k, shards) - 1);
     if (opts.shadowReason) {
       const place = lanePlace(lane.seq + 1, k, shards);
       s.shadow.set(userId, place);

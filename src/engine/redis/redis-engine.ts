@@ -328,7 +328,8 @@ export class RedisEngine implements Engine {
       if (lanes.cancelled) throw refusalError(Refusal.SALE_CANCELLED);
       const lane = laneOf(userId, lanes.shards);
       const l = this.keys.lane(saleId, lanes.tags[lane], lanes.epoch);
-      const args = [userId, opts.shadowReason ?? '', lanes.shards, lane, Math.max(0, Math.trunc(opts.floor ?? 0)), lanes.endsAt];
+      const floor = opts.floor?.epoch === lanes.epoch ? Math.max(0, Math.trunc(opts.floor.watermark) || 0) : 0;
+      const args = [userId, opts.shadowReason ?? '', lanes.shards, lane, floor, lanes.endsAt];
       const r = (await this.run('enterLane', [l.counters, l.places, l.shadow], args)) as number[];
       return { place: r[0], epoch: lanes.epoch, fresh: r[1] === 1, shadow: r[2] === 1 };
     }
