@@ -47,14 +47,18 @@ export class AdmissionController {
     this.running = true;
     try {
       for (const saleId of this.monitor.watched()) {
-        const live = this.monitor.get(saleId);
-        if (!live || !this.needsStep(live)) continue;
-        if (!(await this.lead(saleId))) continue;
-        const { admitted } = await this.engine.admit(saleId);
-        if (admitted > 0) this.opts.onAdmitted?.(saleId);
+        // Each sale on its own: one whose shard (or one of whose lanes' masters) does not
+        // answer must not stop the steps of the sales after it.
+        try {
+          const live = this.monitor.get(saleId);
+          if (!live || !this.needsStep(live)) continue;
+          if (!(await this.lead(saleId))) continue;
+          const { admitted } = await this.engine.admit(saleId);
+          if (admitted > 0) this.opts.onAdmitted?.(saleId);
+        } catch (err) {
+          this.opts.onError?.(err);
+        }
       }
-    } catch (err) {
-      this.opts.onError?.(err);
     } finally {
       this.running = false;
     }

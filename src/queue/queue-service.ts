@@ -79,6 +79,10 @@ export class QueueService {
     const live = await this.live(saleId);
     if (live.status === 'cancelled') throw new StampedeError('SALE_CANCELLED');
     if (live.status === 'ended') throw new StampedeError('SALE_ENDED');
+    // A sale with queue lanes places a newcomer above the line this node last saw; while the
+    // engine cannot be read, that line may be far behind, and a place below the real one would
+    // be "admitted" with a window that began long ago. Come back shortly instead.
+    if (live.stale && (sale.queue.shards ?? 1) > 1) throw new StampedeError('UNAVAILABLE', undefined, { retryAfter: UNAVAILABLE_RETRY_AFTER_SEC });
     const verdict = await this.gate.check(sale, attempt);
     // The draw is only used for pre-queue entrants: uniform over 2^47, from the CSPRNG. The
     // floor (a sale with queue lanes): a newcomer's place is above the line as this node saw it.

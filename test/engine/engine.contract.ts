@@ -513,6 +513,27 @@ export function engineContract(name: string, open: () => Promise<EngineFixture |
       await engine.dropSale(sale.id);
     });
 
+    test('queue lanes: someone placed at or below the line (a stale floor) is in at once, and counts against the active cap from the next step', async () => {
+      const sale = engineSale({ queueShards: 3, maxActive: 4 });
+      await engine.loadSale(freshLoad(sale));
+      const zero = inLane(0, 3, 6);
+      for (const u of zero) await engine.enterQueue(sale.id, u, { draw: 0 });
+      await sleep(5);
+      // The cap lets 4 in: places 1, 4, 7, 10.
+      expect(await engine.admit(sale.id)).toEqual({ watermark: 10, admitted: 4 });
+      // A newcomer whose node still saw the line at 0: lane 1's first place, 2, is below the line.
+      const [late] = inLane(1, 3, 1);
+      const { epoch } = await engine.snapshot(sale.id, 0);
+      expect((await engine.enterQueue(sale.id, late, { draw: 0, floor: { watermark: 0, epoch } })).place).toBe(2);
+      expect(await codeOf(engine.reserve(sale.id, req(late, 2)))).toBe('OK');
+      // One of the four buys, freeing a slot; the late one is counted now, so no one more comes in.
+      expect(await codeOf(engine.reserve(sale.id, req(zero[0], 1)))).toBe('OK');
+      await sleep(5);
+      expect(await engine.admit(sale.id)).toEqual({ watermark: 10, admitted: 0 });
+      expect((await engine.snapshot(sale.id, 0)).active).toBe(4);
+      await engine.dropSale(sale.id);
+    });
+
     test('queue lanes: a shadow entrant gets its lane’s next place without taking it, and is counted by reason', async () => {
       const sale = engineSale({ queueShards: 2 });
       await engine.loadSale(freshLoad(sale));

@@ -108,4 +108,18 @@ describe('queue lanes on a Redis Cluster', () => {
     expect((await fx.engine.snapshot(sale.id, 0)).waiting).toBe(0);
     await fx.engine.dropSale(sale.id);
   });
+
+  it("a later end moves the lanes' expiry with it", async (ctx) => {
+    if (!fx) return ctx.skip();
+    const cluster = fx.redis as Cluster;
+    const sale = engineSale({ queueShards: 3, startsAt: Date.now() + 3_600_000, endsAt: Date.now() + 7_200_000 });
+    await fx.engine.loadSale(freshLoad(sale));
+    for (let i = 0; i < 30; i++) await fx.engine.enterQueue(sale.id, `early-${i}`, { draw: 0 });
+    const later = { ...sale, endsAt: sale.endsAt + 5 * 3_600_000 };
+    await fx.engine.updateSale(later);
+    const keys = [...(await laneKeysByMaster(cluster, fx.prefix, sale.id)).values()].flat();
+    expect(keys.length).toBe(6);
+    for (const key of keys) expect(Number(await cluster.pexpiretime(key))).toBe(later.endsAt + 3_600_000);
+    await fx.engine.dropSale(sale.id);
+  });
 });

@@ -67,6 +67,8 @@ export class MemoryEngine implements Engine {
       lanes: lanesOf(load.sale),
       laneEntered: 0,
       laneWaiting: 0,
+      stepAdmitted: 0,
+      late: 0,
       watermark: 0,
       watermarkLog: [],
       active: new Map(),
@@ -267,7 +269,16 @@ export class MemoryEngine implements Engine {
     if (stock <= 0) return idle();
 
     purgeLapsed(s, now);
-    const tokens = Math.min(s.carry + ((now - s.lastTickAt) * sale.admissionRatePerSec) / 1000, Math.max(1, sale.admissionRatePerSec));
+    // Late admissions (lanes): in by the line without a step (admit-6.lua says when); they count
+    // against the active cap and the rate from the step that finds them.
+    let late = 0;
+    if (s.lanes.length) {
+      const lateNow = s.laneEntered - s.stepAdmitted - laneWaiting();
+      late = Math.max(0, lateNow - s.late);
+      for (let i = 1; i <= late; i++) s.active.set(-(s.late + i), now);
+      if (late > 0) s.late = lateNow;
+    }
+    const tokens = Math.max(0, Math.min(s.carry + ((now - s.lastTickAt) * sale.admissionRatePerSec) / 1000, Math.max(1, sale.admissionRatePerSec)) - late);
     const room = sale.maxActive - s.active.size;
     const waiting = s.lanes.length ? laneWaiting() : entered(s) - s.watermark;
     const n = Math.max(0, Math.floor(Math.min(tokens, room, waiting)));
@@ -283,7 +294,10 @@ export class MemoryEngine implements Engine {
     // Unused allowance carries over only while people wait for it.
     s.carry = waiting > n ? tokens - n : 0;
     s.lastTickAt = now;
-    if (s.lanes.length) s.laneWaiting = waiting - n;
+    if (s.lanes.length) {
+      s.laneWaiting = waiting - n;
+      s.stepAdmitted += n;
+    }
     return { watermark: s.watermark, admitted: n };
   }
 

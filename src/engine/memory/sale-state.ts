@@ -28,10 +28,13 @@ export interface SaleState {
   lanes: Array<{ seq: number; count: number; flags: Map<string, number> }>;
   laneEntered: number;
   laneWaiting: number;
+  /** People the steps admitted, and those found admitted late (placed at or below the line): lanes only. */
+  stepAdmitted: number;
+  late: number;
   watermark: number;
   /** Watermark advances in order: [watermark after the step, time of the step]. */
   watermarkLog: WatermarkLog;
-  /** Admitted, unused tickets: place → admitted at. */
+  /** Admitted, unused tickets: place → admitted at (a late admission has a placeholder: −its number). */
   active: Map<number, number>;
   lastTickAt: number;
   carry: number;

@@ -249,9 +249,18 @@ export class RedisEngine implements Engine {
     const k = this.keys.sale(sale.id);
     const items = sale.items.map((i) => [i.sku, i.quantity, i.perUserLimit, i.maxPerOrder]);
     await this.run('updateSale', [k.meta, k.items, k.stock], [JSON.stringify(saleFields(sale)), JSON.stringify(items)]);
+    // Lane keys expire an hour after the end they were written with: a later end moves them too.
+    this.laneInfos.delete(sale.id);
+    const lanes = await this.laneInfo(sale.id);
+    if (lanes.shards > 1) {
+      const at = sale.endsAt + 3_600_000;
+      await Promise.all(lanes.tags.flatMap((tag) => Object.values(this.keys.lane(sale.id, tag, lanes.epoch)).map((key) => this.client.pexpireat(key, at))));
+    }
   }
 
   async dropSale(saleId: string) {
+    // Read afresh: a cached entry may be of an epoch since rebuilt.
+    this.laneInfos.delete(saleId);
     const info = await this.laneInfo(saleId).catch(() => null);
     this.laneInfos.delete(saleId);
     if (info && info.shards > 1) {

@@ -23,12 +23,13 @@ if not sale then return REFUSAL.SALE_NOT_FOUND end
 local now = nowMs()
 
 -- Lanes: keep the totals the snapshot shows (never lower than before: reads may overlap).
-local seqs, stale = nil, 0
+local seqs, entrants, stale = nil, 0, 0
 if sale.shards > 1 then
   local lanes = ARGV[1] ~= '' and cjson.decode(ARGV[1]) or nil
   if lanes and lanes.epoch == sale.epoch and #lanes.seqs == sale.shards then
     seqs = {}
     for i, seq in ipairs(lanes.seqs) do seqs[i] = tonumber(seq) end
+    entrants = tonumber(lanes.entered)
     if tonumber(lanes.entered) > sale.laneEntered then rcall('HSET', KEYS[1], 'entered', fmt(lanes.entered)) end
     for reason, count in pairs(lanes.flags) do
       if tonumber(count) > tonumber(rcall('HGET', KEYS[6], reason) or '0') then rcall('HSET', KEYS[6], reason, fmt(count)) end
@@ -61,7 +62,26 @@ if stock <= 0 then return idle() end
 -- Admissions that lapsed unused free their slots.
 local lapsed = now - sale.admittedTtl * 1000
 rcall('ZREMRANGEBYSCORE', KEYS[3], '-inf', fmt(lapsed))
-local tokens = math.min(sale.carry + ((now - sale.lastTickAt) * sale.rate) / 1000, math.max(1, sale.rate))
+-- Late admissions (lanes): people whose place was at or below the watermark when they came in (the
+-- node's picture of the line is a few hundred ms old, or this step's read of the lanes came just
+-- before them) are in by the line without a step. They count against the active cap and the rate
+-- from the step that finds them: entrants less those the steps let in less those still waiting.
+local late = 0
+if seqs then
+  local lateNow = entrants - sale.stepAdmitted - laneWaiting(sale.watermark)
+  late = math.max(0, lateNow - sale.late)
+  local batch = {}
+  for i = 1, late do
+    batch[#batch + 1] = fmt(now)
+    batch[#batch + 1] = 'late:' .. fmt(sale.late + i)
+    if #batch >= 1000 or i == late then
+      rcall('ZADD', KEYS[3], unpack(batch))
+      batch = {}
+    end
+  end
+  if late > 0 then rcall('HSET', KEYS[1], 'late', fmt(lateNow)) end
+end
+local tokens = math.max(0, math.min(sale.carry + ((now - sale.lastTickAt) * sale.rate) / 1000, math.max(1, sale.rate)) - late)
 local room = sale.maxActive - rcall('ZCARD', KEYS[3])
 local waiting
 if seqs then
@@ -87,5 +107,5 @@ if n > 0 then rcall('ZADD', KEYS[4], fmt(watermark), fmt(watermark) .. ':' .. at
 local carry = 0
 if waiting > n then carry = tokens - n end
 rcall('HSET', KEYS[1], 'watermark', fmt(watermark), 'carry', fmt(carry), 'lastTickAt', at)
-if seqs then rcall('HSET', KEYS[1], 'waiting', fmt(waiting - n)) end
+if seqs then rcall('HSET', KEYS[1], 'waiting', fmt(waiting - n), 'stepAdmitted', fmt(sale.stepAdmitted + n)) end
 return { watermark, n, stale }

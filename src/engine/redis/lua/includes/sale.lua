@@ -15,6 +15,7 @@ local function readSale(metaKey)
     held = tonumber(f.held),
     -- Queue lanes (a mega-drop): their number, and the entrants and those waiting over all lanes as of the last admission step.
     shards = tonumber(f.shards or '1'), laneEntered = tonumber(f.entered or '0'), laneWaiting = tonumber(f.waiting or '0'),
+    stepAdmitted = tonumber(f.stepAdmitted or '0'), late = tonumber(f.late or '0'),
   }
 end
 
